@@ -1,0 +1,167 @@
+"""Configuration: static sizes (`PPOConfig`) and traced hyperparameters (`HParams`).
+
+`PPOConfig` is a frozen, hashable dataclass. Everything that decides array shapes or program
+structure (environment, num_envs, num_steps, epochs, minibatches, network) lives there and is
+static under `jax.jit`. The numeric hyperparameters that only enter arithmetic form `HParams`, a
+pytree that `train(key, hparams)` takes as an argument, so a sweep over them is a `jax.vmap`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+from flax import struct
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid. The message names the offending field."""
+
+
+@struct.dataclass
+class HParams:
+    """Numeric PPO hyperparameters, a pytree of scalars (or arrays when vmapped over a sweep)."""
+
+    learning_rate: Any
+    gamma: Any
+    gae_lambda: Any
+    clip_eps: Any
+    vf_clip_eps: Any
+    vf_coef: Any
+    ent_coef: Any
+    max_grad_norm: Any
+
+
+HPARAM_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(HParams))
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+    """Everything that defines a PPO run.
+
+    Sizes and switches are static (they shape the compiled program). The fields named in
+    `HPARAM_FIELDS` are the *defaults* of the traced `HParams` that `train(key, hparams)` uses.
+    Defaults are the common CartPole setup (CleanRL / PureJaxRL).
+    """
+
+    env_name: str = "CartPole-v1"
+    total_timesteps: int = 500_000
+    num_envs: int = 4
+    num_steps: int = 128
+    update_epochs: int = 4
+    num_minibatches: int = 4
+    # Traced hyperparameter defaults (see HParams).
+    learning_rate: float = 2.5e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_eps: float = 0.2
+    vf_clip_eps: float = 0.2
+    vf_coef: float = 0.5
+    ent_coef: float = 0.01
+    max_grad_norm: float = 0.5
+    # Static switches.
+    anneal_lr: bool = True
+    clip_value: bool = True
+    normalize_advantages: bool = True
+    adam_eps: float = 1e-5
+    # Network.
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    shared_trunk: bool = False
+    # Loop unrolling: a pure performance knob, results are unchanged (up to float rounding).
+    rollout_unroll: int = 1
+    update_unroll: int = 1
+
+    @property
+    def batch_size(self) -> int:
+        """Transitions collected per update: num_envs * num_steps."""
+        return self.num_envs * self.num_steps
+
+    @property
+    def minibatch_size(self) -> int:
+        return self.batch_size // self.num_minibatches
+
+    @property
+    def num_updates(self) -> int:
+        """Number of PPO updates; total_timesteps is rounded *down* to whole updates."""
+        return self.total_timesteps // self.batch_size
+
+    @property
+    def env_steps_per_run(self) -> int:
+        """Environment steps actually taken: num_updates * batch_size (<= total_timesteps)."""
+        return self.num_updates * self.batch_size
+
+    def hparams(self) -> HParams:
+        """The default `HParams` taken from this config's fields."""
+        return HParams(**{name: getattr(self, name) for name in HPARAM_FIELDS})
+
+    def replace(self, **changes) -> "PPOConfig":
+        return dataclasses.replace(self, **changes)
+
+
+_POSITIVE_INTS = ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches",
+                  "rollout_unroll", "update_unroll")
+_ACTIVATIONS = ("tanh", "relu")
+
+
+def _fail(field: str, message: str):
+    raise ConfigError(f"PPOConfig.{field}: {message}")
+
+
+def validate_hparams(hp: HParams, where: str = "PPOConfig") -> None:
+    """Check concrete hyperparameter values; traced values (inside jit/vmap) are skipped."""
+
+    def check(name, ok, rule):
+        value = getattr(hp, name)
+        if isinstance(value, jax.core.Tracer):
+            return
+        try:
+            import numpy as np
+
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}.{name}: must be a number, got {value!r}") from None
+        if not np.all(np.isfinite(arr)) or not np.all(ok(arr)):
+            raise ConfigError(f"{where}.{name}: must be {rule}, got {value!r}")
+
+    check("learning_rate", lambda v: v > 0, "> 0")
+    check("gamma", lambda v: (v >= 0) & (v <= 1), "in [0, 1]")
+    check("gae_lambda", lambda v: (v >= 0) & (v <= 1), "in [0, 1]")
+    check("clip_eps", lambda v: v > 0, "> 0")
+    check("vf_clip_eps", lambda v: v > 0, "> 0")
+    check("vf_coef", lambda v: v >= 0, ">= 0")
+    check("ent_coef", lambda v: v >= 0, ">= 0")
+    check("max_grad_norm", lambda v: v > 0, "> 0")
+
+
+def validate_config(config: PPOConfig) -> None:
+    """Raise `ConfigError` naming the first invalid field. Environment checks live in `envs`."""
+    if not isinstance(config, PPOConfig):
+        raise ConfigError(f"expected a PPOConfig, got {type(config).__name__}")
+    if not isinstance(config.env_name, str) or not config.env_name:
+        _fail("env_name", f"must be a non-empty string, got {config.env_name!r}")
+    for name in _POSITIVE_INTS:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            _fail(name, f"must be a positive integer, got {value!r}")
+    if config.batch_size % config.num_minibatches:
+        _fail("num_minibatches", f"num_envs * num_steps = {config.batch_size} does not divide into "
+              f"{config.num_minibatches} minibatches")
+    if config.total_timesteps < config.batch_size:
+        _fail("total_timesteps", f"{config.total_timesteps} is smaller than one update "
+              f"(num_envs * num_steps = {config.batch_size})")
+    if not (isinstance(config.adam_eps, (int, float)) and config.adam_eps > 0
+            and math.isfinite(config.adam_eps)):
+        _fail("adam_eps", f"must be > 0, got {config.adam_eps!r}")
+    sizes = config.hidden_sizes
+    if (not isinstance(sizes, tuple) or not sizes
+            or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 for s in sizes)):
+        _fail("hidden_sizes", f"must be a non-empty tuple of positive integers, got {sizes!r}")
+    if config.activation not in _ACTIVATIONS:
+        _fail("activation", f"must be one of {_ACTIVATIONS}, got {config.activation!r}")
+    for name in ("anneal_lr", "clip_value", "normalize_advantages", "shared_trunk"):
+        if not isinstance(getattr(config, name), bool):
+            _fail(name, f"must be True or False, got {getattr(config, name)!r}")
+    validate_hparams(config.hparams())

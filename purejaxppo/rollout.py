@@ -1,0 +1,85 @@
+"""Rollout: `lax.scan` over `num_steps` of `num_envs` vmapped gymnax environments (6-value step)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from purejaxppo.loss import categorical_log_prob
+
+
+class EpisodeStats(NamedTuple):
+    """Running return and length of each env's current episode, `(num_envs,)` each."""
+
+    returns: jax.Array
+    lengths: jax.Array
+
+
+class EnvRunner(NamedTuple):
+    """What the rollout carries from step to step and from update to update."""
+
+    env_state: Any
+    obs: jax.Array  # (num_envs, *obs_shape), the observation the policy acts on next
+    episode: EpisodeStats
+    key: jax.Array
+
+
+class Transition(NamedTuple):
+    """One rollout step for all envs; stacked by the scan to `(num_steps, num_envs, ...)`."""
+
+    obs: jax.Array
+    actions: jax.Array
+    log_probs: jax.Array
+    values: jax.Array
+    rewards: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    final_obs: jax.Array  # info["final_observation"]: the true next state, before any auto-reset
+    episode_return: jax.Array  # return of the episode that ended at this step, 0 where none did
+    episode_length: jax.Array
+
+
+def reset_envs(env, env_params, key, num_envs: int) -> EnvRunner:
+    """Reset `num_envs` environments; returns a fresh `EnvRunner`."""
+    key, reset_key = jax.random.split(key)
+    obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
+        jax.random.split(reset_key, num_envs), env_params)
+    zeros = jnp.zeros((num_envs,), jnp.float32)
+    return EnvRunner(env_state, obs, EpisodeStats(zeros, jnp.zeros((num_envs,), jnp.int32)), key)
+
+
+def env_step(runner: EnvRunner, params, apply_fn, env, env_params):
+    """Sample actions from the policy and step every env once. Returns `(runner, Transition)`."""
+    key, action_key, step_key = jax.random.split(runner.key, 3)
+    logits, values = apply_fn(params, runner.obs)
+    actions = jax.random.categorical(action_key, logits)
+    log_probs = categorical_log_prob(logits, actions)
+
+    num_envs = actions.shape[0]
+    obs, env_state, rewards, terminated, truncated, info = jax.vmap(
+        env.step, in_axes=(0, 0, 0, None))(
+        jax.random.split(step_key, num_envs), runner.env_state, actions, env_params)
+    rewards = rewards.astype(jnp.float32)
+    done = jnp.logical_or(terminated, truncated)
+
+    episode_returns = runner.episode.returns + rewards
+    episode_lengths = runner.episode.lengths + 1
+    transition = Transition(
+        obs=runner.obs, actions=actions, log_probs=log_probs, values=values, rewards=rewards,
+        terminated=terminated, truncated=truncated, final_obs=info["final_observation"],
+        episode_return=jnp.where(done, episode_returns, 0.0),
+        episode_length=jnp.where(done, episode_lengths, 0))
+    episode = EpisodeStats(jnp.where(done, 0.0, episode_returns), jnp.where(done, 0, episode_lengths))
+    return EnvRunner(env_state, obs, episode, key), transition
+
+
+def collect_rollout(runner: EnvRunner, params, apply_fn, env, env_params, num_steps: int,
+                    unroll: int = 1):
+    """Run `num_steps` env steps. Returns `(runner, Transition)` with leaves `(num_steps, num_envs, ...)`."""
+
+    def step(carry, _):
+        return env_step(carry, params, apply_fn, env, env_params)
+
+    return jax.lax.scan(step, runner, None, length=num_steps, unroll=unroll)

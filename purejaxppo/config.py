@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 import jax
+import numpy as np
 from flax import struct
 
 
@@ -118,8 +119,6 @@ def validate_hparams(hp: HParams, where: str = "PPOConfig") -> None:
         if isinstance(value, jax.core.Tracer):
             return
         try:
-            import numpy as np
-
             arr = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
             raise ConfigError(f"{where}.{name}: must be a number, got {value!r}") from None

@@ -51,9 +51,13 @@ def value_loss(values, old_values, returns, vf_clip_eps, clip_value: bool):
 
 
 def categorical_log_prob(logits, actions):
-    """log π(a|s) for integer `actions (B,)` under `logits (B, A)`."""
+    """log π(a|s) for integer `actions (B,)` under `logits (B, A)`.
+
+    Selected with a one-hot mask rather than a gather: same values, and its gradient is an
+    elementwise select instead of a scatter (slow on CPU, and in the inner loop of the update)."""
     log_probs = jax.nn.log_softmax(logits)
-    return jnp.take_along_axis(log_probs, actions[:, None].astype(jnp.int32), axis=-1)[:, 0]
+    chosen = actions[:, None].astype(jnp.int32) == jnp.arange(logits.shape[-1], dtype=jnp.int32)
+    return jnp.where(chosen, log_probs, 0.0).sum(-1)
 
 
 def categorical_entropy(logits):

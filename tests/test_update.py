@@ -1,0 +1,130 @@
+"""The update step: minibatch shuffling, one SGD step against plain optax, LR schedule."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from purejaxppo import PPOConfig
+from purejaxppo.networks import ActorCritic, init_params
+from purejaxppo.update import (Batch, Learner, learning_rate_at, make_optimizer, minibatch_indices,
+                               random_permutations, sgd_step)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 512, 1000, 70_000])  # 70k: the jax.random fallback path
+def test_random_permutations_are_permutations(n):
+    perms = np.asarray(random_permutations(jax.random.key(0), n, 3))
+    assert perms.shape == (3, n)
+    for row in perms:
+        np.testing.assert_array_equal(np.sort(row), np.arange(n))
+    if n > 2:
+        assert not np.array_equal(perms[0], perms[1])
+
+
+def test_random_permutations_are_uniform():
+    """All 24 permutations of 4 elements, 24,000 draws: each ~1000 times (binomial sd ≈ 31)."""
+    perms = np.asarray(random_permutations(jax.random.key(1), 4, 24_000))
+    counts = {p: 0 for p in itertools.permutations(range(4))}
+    for row in map(tuple, perms):
+        counts[row] += 1
+    assert len(counts) == 24
+    assert min(counts.values()) > 850 and max(counts.values()) < 1150
+    # Chi-square with 23 degrees of freedom: p < 1e-4 beyond ~55.
+    chi2 = sum((c - 1000) ** 2 / 1000 for c in counts.values())
+    assert chi2 < 55
+
+
+def test_random_permutations_positions_are_uniform_for_a_batch():
+    """n = 512 (the default batch): where sample 0 lands is uniform over positions."""
+    perms = np.asarray(random_permutations(jax.random.key(2), 512, 5_120))
+    position_of_zero = np.argmax(perms == 0, axis=1)
+    hist = np.bincount(position_of_zero // 64, minlength=8)  # 8 bins of 64 positions, 640 each
+    assert hist.min() > 540 and hist.max() < 740
+
+
+def test_minibatch_indices_cover_every_sample_once_per_epoch():
+    idx = np.asarray(minibatch_indices(jax.random.key(0), 512, 4, 4))
+    assert idx.shape == (16, 128)
+    for epoch in idx.reshape(4, 512):
+        np.testing.assert_array_equal(np.sort(epoch), np.arange(512))
+    assert not np.array_equal(idx[:4], idx[4:8])  # a fresh permutation every epoch
+
+
+def _network_and_batch(num=32, seed=0):
+    rng = np.random.default_rng(seed)
+    network = ActorCritic(num_actions=3, hidden_sizes=(16, 16))
+    params = init_params(network, jax.random.key(seed), (5,))
+    batch = Batch(obs=jnp.asarray(rng.normal(size=(num, 5)), jnp.float32),
+                  actions=jnp.asarray(rng.integers(0, 3, num)),
+                  log_probs=jnp.asarray(np.log(rng.uniform(0.2, 0.5, num)), jnp.float32),
+                  values=jnp.asarray(rng.normal(size=num), jnp.float32),
+                  advantages=jnp.asarray(rng.normal(size=num), jnp.float32),
+                  returns=jnp.asarray(rng.normal(size=num), jnp.float32))
+    return network, params, batch
+
+
+@pytest.mark.parametrize("max_grad_norm", [0.01, 100.0])  # clipping active / inactive
+def test_sgd_step_matches_optax_clip_and_adam(max_grad_norm):
+    from purejaxppo.loss import ppo_loss
+
+    config = PPOConfig()
+    network, params, batch = _network_and_batch()
+    hp = config.hparams().replace(max_grad_norm=max_grad_norm)
+    optimizer = make_optimizer(config)
+    learner, info = sgd_step(Learner(params, optimizer.init(params)), batch,
+                             apply_fn=network.apply, optimizer=optimizer, hp=hp,
+                             learning_rate=1e-3, config=config)
+
+    reference = optax.chain(optax.clip_by_global_norm(max_grad_norm),
+                            optax.adam(1e-3, eps=config.adam_eps))
+    grads = jax.grad(lambda p: ppo_loss(p, network.apply, batch, hp, True, True)[0])(params)
+    updates, _ = reference.update(grads, reference.init(params), params)
+    expected = optax.apply_updates(params, updates)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+                 learner.params, expected)
+    flat = np.concatenate([np.ravel(g) for g in jax.tree.leaves(grads)])
+    assert float(info.grad_norm) == pytest.approx(np.linalg.norm(flat), rel=1e-5)
+
+
+def test_network_gradients_match_plain_jnp_autodiff():
+    """The network's custom-VJP dense layer gives the same gradients as plain jnp autodiff."""
+    network, params, batch = _network_and_batch(seed=3)
+
+    def reference_apply(p, obs):
+        def mlp(tower, x):
+            for i in range(2):
+                x = jnp.tanh(x @ tower[f"Dense_{i}"]["kernel"] + tower[f"Dense_{i}"]["bias"])
+            return x
+
+        p = p["params"]
+        logits = mlp(p["actor"], obs) @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"]
+        value = mlp(p["critic"], obs) @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"]
+        return logits, value[:, 0]
+
+    def loss(apply_fn, p):
+        logits, value = apply_fn(p, batch.obs)
+        return (jax.nn.log_softmax(logits)[:, 0] * batch.advantages).mean() + (value ** 2).mean()
+
+    ours = jax.grad(lambda p: loss(network.apply, p))(params)
+    ref = jax.grad(lambda p: loss(reference_apply, p))(params)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), ours, ref)
+
+
+def test_vmapped_init_equals_per_seed_init():
+    """init_params under vmap (sequential, for the jax 0.10 CPU QR deadlock) is bitwise the same
+    as initialising each seed alone."""
+    network = ActorCritic(num_actions=2)
+    keys = jax.random.split(jax.random.key(0), 3)
+    batched = jax.jit(jax.vmap(lambda k: init_params(network, k, (4,))))(keys)
+    for i in range(3):
+        single = init_params(network, keys[i], (4,))
+        jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[i], b), batched, single)
+
+
+def test_learning_rate_schedule():
+    assert float(learning_rate_at(1.0, 0, 4, True)) == 1.0
+    assert float(learning_rate_at(1.0, 3, 4, True)) == 0.25
+    assert float(learning_rate_at(2.0, 3, 4, False)) == 2.0

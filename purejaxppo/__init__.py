@@ -1,13 +1,54 @@
-"""purejaxppo: PPO as one pure, jit-compiled, vmappable function of a PRNG key."""
+"""purejaxppo: PPO as one pure, jit-compiled, vmappable function of a PRNG key.
 
-from purejaxppo.config import HPARAM_FIELDS, ConfigError, HParams, PPOConfig, validate_config
-from purejaxppo.envs import available_envs, make_env
-from purejaxppo.gae import compute_gae
-from purejaxppo.metrics import Metrics, final_return
-from purejaxppo.train import TrainResult, make_train
+The public names below are imported lazily (PEP 562), on first use. This keeps `import
+purejaxppo.distributed` free of gymnax, whose import already runs a JAX computation: with several
+processes, `jax.distributed.initialize` must come before any computation (see
+`purejaxppo.distributed.initialize`).
+"""
 
-__all__ = [
-    "ConfigError", "HPARAM_FIELDS", "HParams", "Metrics", "PPOConfig", "TrainResult",
-    "available_envs", "compute_gae", "final_return", "make_env", "make_train", "validate_config",
-]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_EXPORTS = {
+    "purejaxppo.config": ("ConfigError", "HPARAM_FIELDS", "HParams", "PPOConfig",
+                          "validate_config"),
+    "purejaxppo.envs": ("available_envs", "make_env"),
+    "purejaxppo.gae": ("compute_gae",),
+    "purejaxppo.metrics": ("Metrics", "final_return"),
+    "purejaxppo.train": ("TrainResult", "make_train"),
+    "purejaxppo.sweeps": ("CompiledSweep", "SweepResult", "SweepRow", "compile_sweep",
+                          "format_sweep_table", "hparam_grid", "hparams_at", "run_mesh",
+                          "stack_hparams", "sweep", "sweep_table", "train_runs", "train_seeds"),
+    "purejaxppo.progress": ("ProgressReporter", "progress_every"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'purejaxppo' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # static analysers and IDEs see ordinary imports
+    from purejaxppo.config import HPARAM_FIELDS, ConfigError, HParams, PPOConfig, validate_config
+    from purejaxppo.envs import available_envs, make_env
+    from purejaxppo.gae import compute_gae
+    from purejaxppo.metrics import Metrics, final_return
+    from purejaxppo.progress import ProgressReporter, progress_every
+    from purejaxppo.sweeps import (CompiledSweep, SweepResult, SweepRow, compile_sweep,
+                                   format_sweep_table, hparam_grid, hparams_at, run_mesh,
+                                   stack_hparams, sweep, sweep_table, train_runs, train_seeds)
+    from purejaxppo.train import TrainResult, make_train

@@ -3,6 +3,10 @@
 `ProgressReporter` is the `callback` handed to `make_train`: the program calls it from inside the
 scan with `(update_idx, metrics_row)`, once per seed (or sweep setting) under vmap, unordered.
 It counts environment steps and keeps each run's latest mean return; it never changes results.
+
+Under `purejaxppo.sweeps` (a `shard_map` over devices) each device's runs call back on the host
+that owns the device, so with several processes each process counts its own runs
+(`sweeps.local_runs`). To switch progress off (benchmarks), build `make_train` without a callback.
 """
 
 from __future__ import annotations
@@ -12,6 +16,55 @@ import threading
 import time
 
 import numpy as np
+
+DEFAULT_MAX_REPORTS = 200
+"""`progress_every` aims at this many progress reports per run."""
+
+
+def progress_every(num_updates: int, max_reports: int = DEFAULT_MAX_REPORTS) -> int:
+    """The `callback_every` that gives at most about `max_reports` reports over `num_updates`.
+
+    Each report is one host callback per run (under vmap the callback is unrolled over runs), so
+    fewer reports keep the progress bar's cost small next to training.
+    """
+    if max_reports <= 0:
+        raise ValueError(f"max_reports: must be a positive integer, got {max_reports!r}")
+    return max(1, -(-num_updates // max_reports))
+
+
+def expected_calls(num_runs: int, num_updates: int, every: int) -> int:
+    """How many times a `make_train(..., callback_every=every)` callback fires over `num_runs`
+    vmapped runs of `num_updates` updates: once per run at updates 0, every, 2*every, ..."""
+    return num_runs * (-(-num_updates // every))
+
+
+def emit_progress(callback, update_idx, metrics) -> None:
+    """`jax.debug.callback(callback, update_idx, metrics, ordered=False)`, batched under vmap.
+
+    `jax.debug.callback`'s own vmap rule unrolls: one host call per batch element (per seed), i.e.
+    `num_runs` host round trips per report. Under `jax.vmap` (nested or not) this calls `callback`
+    once with `metrics` carrying the leading batch axes instead (`update_idx` is never batched in
+    `train`; if it is, it is passed batched too). `ProgressReporter` accepts both forms. Inside
+    `purejaxppo.sweeps`'s `shard_map` each device makes one call per report with its own runs.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    @jax.custom_batching.custom_vmap
+    def report(idx, row):
+        jax.debug.callback(callback, idx, row, ordered=False)
+        return idx
+
+    @report.def_vmap
+    def report_batched(axis_size, in_batched, idx, row):
+        idx_batched, row_batched = in_batched
+        row = jax.tree.map(
+            lambda x, b: x if b else jnp.broadcast_to(x, (axis_size, *jnp.shape(x))),
+            row, row_batched)
+        report(idx, row)  # under an outer vmap this rule runs again, adding that axis in front
+        return idx, idx_batched
+
+    report(update_idx, metrics)
 
 
 class ProgressReporter:
@@ -23,10 +76,17 @@ class ProgressReporter:
       steps_per_update: environment steps per update (num_envs * num_steps).
       every: the `callback_every` given to `make_train`.
       show: draw the bar (False: only count, e.g. in tests).
+      description: the bar's label.
+      console: a `rich.console.Console` to draw on (default: rich's, i.e. stdout).
+      min_interval: seconds between two updates of the bar by callbacks (the bar's own refresh
+        thread redraws it; callbacks only count, so thousands of vmapped runs stay cheap).
     """
 
     def __init__(self, num_runs: int, num_updates: int, steps_per_update: int, every: int = 1,
-                 show: bool = True, description: str = "training"):
+                 show: bool = True, description: str = "training", console=None,
+                 min_interval: float = 0.1):
+        self.console, self.min_interval = console, min_interval
+        self._last_refresh = float("-inf")
         self.num_runs, self.num_updates = num_runs, num_updates
         self.steps_per_update, self.every = steps_per_update, every
         self.total_steps = num_runs * num_updates * steps_per_update
@@ -48,7 +108,8 @@ class ProgressReporter:
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("env steps"), TextColumn("{task.fields[sps]}"),
-                TextColumn("return {task.fields[ret]}"), TimeElapsedColumn(), transient=False)
+                TextColumn("return {task.fields[ret]}"), TimeElapsedColumn(), transient=False,
+                console=self.console)
             self._progress.start()
             self._task = self._progress.add_task(self.description, total=self.total_steps,
                                                  sps="-", ret="-")
@@ -67,15 +128,21 @@ class ProgressReporter:
             self.calls = 0
 
     def __call__(self, update_idx, metrics) -> None:
-        ret = float(np.asarray(metrics.episode_return))
+        # One run's row per call under vmap (the batching rule of jax.debug.callback unrolls);
+        # a batched row (leading run axes) counts as that many runs.
+        returns = np.asarray(metrics.episode_return, dtype=np.float64).reshape(-1)
         with self._lock:
-            self.calls += 1
-            if not math.isnan(ret):
-                # Runs are not identified under vmap; the latest returns of the most recent calls
-                # stand for the population (a ring buffer of num_runs entries).
-                self._latest[self.calls % self.num_runs] = ret
+            for ret in returns:
+                self.calls += 1
+                if not math.isnan(ret):
+                    # Runs are not identified under vmap; the latest returns of the most recent
+                    # calls stand for the population (a ring buffer of num_runs entries).
+                    self._latest[self.calls % self.num_runs] = float(ret)
         if self._progress is not None:
-            self._refresh()
+            now = time.perf_counter()
+            if now - self._last_refresh >= self.min_interval:
+                self._last_refresh = now
+                self._refresh()
 
     @property
     def steps_done(self) -> int:

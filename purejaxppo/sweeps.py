@@ -1,0 +1,399 @@
+"""Sweeps: seeds x hyperparameter settings as one compiled program, sharded over every device.
+
+A sweep is `jax.vmap` of `train(key, hparams)` over a flat axis of `settings x seeds` runs:
+
+    train = make_train(config)
+    grid = hparam_grid(config, learning_rate=[1e-4, 3e-4], ent_coef=[0.0, 0.01])   # 4 settings
+    result = sweep(train, jax.random.split(jax.random.key(0), 8), grid)          # 4 x 8 runs
+    result.metrics.episode_return        # (4, 8, num_updates)
+    print(format_sweep_table(sweep_table(result)))
+
+The flat run axis is sharded over a 1-D `jax.sharding.Mesh` of all devices (all processes' devices
+after `jax.distributed.initialize`), padded to a multiple of the device count by repeating run 0;
+the padding is dropped from the results, which are gathered to host numpy arrays on every process.
+Each run is computed on exactly one device with no communication, so the numbers do not depend on
+the device count (up to float rounding of the compiled program).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from purejaxppo.config import HPARAM_FIELDS, ConfigError, HParams, PPOConfig, validate_hparams
+from purejaxppo.metrics import Metrics, final_return
+
+RUN_AXIS = "runs"
+"""Name of the mesh axis that the flat settings x seeds axis is sharded over."""
+
+
+class SweepResult(NamedTuple):
+    """The outcome of `sweep`, gathered to host numpy arrays.
+
+    params: final network parameters, leaves `(n_settings, n_seeds, ...)`.
+    metrics: `Metrics`, leaves `(n_settings, n_seeds, num_updates)`.
+    hparams: the `HParams` of each setting, leaves `(n_settings,)` (row i of the results ran with
+      `hparams_at(result.hparams, i)`).
+    """
+
+    params: Any
+    metrics: Metrics
+    hparams: HParams
+
+
+class SweepRow(NamedTuple):
+    """One setting of a sweep: its hyperparameters and its final return over seeds."""
+
+    index: int
+    hparams: dict  # field name -> float, all HParams fields
+    mean: float  # mean over seeds (NaN-safe) of each seed's `final_return`
+    std: float  # standard deviation over seeds (NaN-safe, population std)
+    num_seeds: int  # seeds with at least one finished episode in the final window
+    per_seed: tuple  # each seed's final return (NaN: no episode finished in the window)
+
+
+# ----------------------------------------------------------------------------- hyperparameters
+
+
+def _check_fields(names: Sequence[str], where: str) -> None:
+    """ConfigError naming the first name that is not an `HParams` field, listing the valid ones."""
+    for name in names:
+        if name in HPARAM_FIELDS:
+            continue
+        static = name in {f.name for f in dataclasses.fields(PPOConfig)}
+        hint = (f" ({name} is a static PPOConfig field, it shapes the compiled program: make one "
+                f"config per value instead)" if static else "")
+        raise ConfigError(f"{where}: unknown hyperparameter {name!r}{hint}. "
+                          f"Valid names: {', '.join(HPARAM_FIELDS)}")
+
+
+def _as_values(name: str, values) -> list[float]:
+    """A value or a list of values of field `name` as a list of floats (ConfigError names it)."""
+    try:
+        array = np.atleast_1d(np.asarray(values, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ConfigError(f"hparam_grid.{name}: values must be numbers, got {values!r}") from None
+    if array.ndim != 1 or array.size == 0:
+        raise ConfigError(f"hparam_grid.{name}: expected a number or a non-empty flat list of "
+                          f"numbers, got {values!r}")
+    return [float(v) for v in array]
+
+
+def hparam_grid(config: PPOConfig, **values) -> HParams:
+    """Cartesian product of hyperparameter values, as one `HParams` with `(n_settings,)` leaves.
+
+    Each keyword is an `HParams` field name with a value or a list of values; fields not named
+    keep `config`'s value. Settings are ordered like nested for-loops over the keywords in the
+    order given, the *last* keyword varying fastest (`itertools.product` order): for
+    `hparam_grid(c, learning_rate=[a, b], ent_coef=[x, y])` the settings are
+    `(a, x), (a, y), (b, x), (b, y)`.
+
+    Names and values are checked before anything is compiled: an unknown name raises
+    `ConfigError` naming it and listing the valid ones; an invalid value (e.g. a negative
+    learning rate) raises `ConfigError` naming the field.
+    """
+    _check_fields(list(values), "hparam_grid")
+    axes = {name: _as_values(name, v) for name, v in values.items()}
+    base = dataclasses.asdict(config.hparams())
+    for name, vals in axes.items():
+        validate_hparams(HParams(**{**base, name: np.asarray(vals)}), where="hparam_grid")
+    settings = [HParams(**{**base, **dict(zip(axes, combo))})
+                for combo in itertools.product(*axes.values())]
+    return stack_hparams(settings)
+
+
+def stack_hparams(settings: Sequence[HParams]) -> HParams:
+    """Stack a list of (scalar) `HParams` into one `HParams` with `(len(settings),)` leaves.
+
+    For sweeps that are not a Cartesian grid. Every setting is validated (`ConfigError` names
+    the field and the setting).
+    """
+    settings = list(settings)
+    if not settings:
+        raise ConfigError("stack_hparams: needs at least one setting")
+    for i, hp in enumerate(settings):
+        if not isinstance(hp, HParams):
+            raise ConfigError(f"stack_hparams: setting {i} is a {type(hp).__name__}, not HParams")
+        validate_hparams(hp, where=f"HParams[{i}]")
+    return jax.tree.map(lambda *xs: np.asarray(xs, dtype=np.float32), *settings)
+
+
+def num_settings(hparams: HParams) -> int:
+    """Number of settings in a stacked `HParams` (1 for scalar leaves)."""
+    shapes = {np.shape(leaf) for leaf in jax.tree.leaves(hparams)}
+    if len(shapes) != 1 or len(next(iter(shapes))) > 1:
+        raise ConfigError(f"HParams: every leaf must be a scalar or have the same (n_settings,) "
+                          f"shape, got shapes {sorted(shapes)}")
+    (shape,) = shapes
+    return shape[0] if shape else 1
+
+
+def hparams_at(hparams: HParams, index: int) -> HParams:
+    """Setting `index` of a stacked `HParams`, as an `HParams` of Python floats."""
+    # The shortest decimal that rounds back to the same float32: readable in tables and JSON,
+    # and bitwise the value the sweep ran with once `train` casts it to float32.
+    return jax.tree.map(lambda leaf: float(str(np.float32(np.atleast_1d(leaf)[index]))), hparams)
+
+
+# ----------------------------------------------------------------------------- devices
+
+
+def run_mesh(devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
+    """A 1-D mesh (axis `RUN_AXIS`) over `devices`, by default every device of every process
+    (`jax.devices()`; in a single process these are the local devices)."""
+    devices = jax.devices() if devices is None else list(devices)
+    return Mesh(np.asarray(devices), (RUN_AXIS,))
+
+
+def padded_size(num_runs: int, num_devices: int) -> int:
+    """`num_runs` rounded up to a multiple of `num_devices`."""
+    return -(-num_runs // num_devices) * num_devices
+
+
+def local_runs(num_runs: int, mesh: Optional[Mesh] = None) -> int:
+    """Runs (padding included) that this process's devices execute, i.e. how many run-reports
+    this process's progress callback receives per report step (all of them in one process)."""
+    mesh = run_mesh() if mesh is None else mesh
+    per_device = padded_size(num_runs, mesh.devices.size) // mesh.devices.size
+    mine = sum(d.process_index == jax.process_index() for d in mesh.devices.flat)
+    return per_device * mine
+
+
+def _pad(x: np.ndarray, size: int) -> np.ndarray:
+    """Pad the leading axis to `size` by repeating entry 0 (a valid run, so no NaN or error)."""
+    extra = size - x.shape[0]
+    return x if extra == 0 else np.concatenate([x, np.repeat(x[:1], extra, axis=0)])
+
+
+def _place(x: np.ndarray, mesh: Mesh) -> jax.Array:
+    """A global array sharded over the mesh's run axis (works with several processes: each
+    process supplies the shards of its own devices from its copy of `x`)."""
+    sharding = NamedSharding(mesh, PartitionSpec(RUN_AXIS))
+    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+
+def _gather(x: jax.Array) -> np.ndarray:
+    """Host copy of a (possibly multi-process) global array, on every process."""
+    if x.is_fully_addressable:
+        return np.asarray(x)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def _split_keys(keys) -> tuple[np.ndarray, Any]:
+    """Keys as raw uint32 data plus their PRNG implementation (None for legacy uint32 keys)."""
+    if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
+        if keys.ndim != 1:
+            raise ValueError(f"keys: expected a 1-D array of keys, got shape {keys.shape}")
+        return np.asarray(jax.random.key_data(keys)), jax.random.key_impl(keys)
+    data = np.asarray(keys)
+    if data.ndim != 2 or data.dtype != np.uint32:
+        raise ValueError(f"keys: expected jax.random.split(jax.random.key(seed), n) (or legacy "
+                         f"uint32 keys of shape (n, 2)), got {data.dtype} {data.shape}")
+    return data, None
+
+
+@functools.partial(jax.jit, static_argnames=("train", "impl", "mesh"))
+def _train_flat(key_data, hparams, *, train, impl, mesh: Mesh):
+    """`vmap(train)` over the flat run axis, one block of runs per device.
+
+    `shard_map` makes the program per-device: a device trains its own runs with no
+    communication, and `train`'s progress callbacks run on the host of the device that made them
+    (under automatic partitioning they would all be shipped to device 0, which across processes
+    costs a network round trip per callback). Keys are rebuilt from their raw data.
+    """
+
+    def one(data, hp):
+        key = data if impl is None else jax.random.wrap_key_data(data, impl=impl)
+        return train(key, hp)
+
+    spec = PartitionSpec(RUN_AXIS)
+    # check_vma=False: train's scans start from constant carries (zeros) that become
+    # device-varying; there are no collectives, so the check has nothing to protect here.
+    per_device = jax.shard_map(jax.vmap(one), mesh=mesh, in_specs=spec, out_specs=spec,
+                               check_vma=False)
+    return per_device(key_data, hparams)
+
+
+# ----------------------------------------------------------------------------- running
+
+
+class PlacedRuns(NamedTuple):
+    """A flat batch of runs, padded to a multiple of the device count and sharded over the mesh."""
+
+    key_data: jax.Array  # (padded, *key_shape) raw uint32 key data
+    hparams: HParams  # (padded,) float32 leaves
+    impl: Any  # PRNG implementation of the keys (None: legacy uint32 keys)
+    num_runs: int  # runs before padding
+    mesh: Mesh
+
+
+def place_runs(keys, hparams: HParams, *, mesh: Optional[Mesh] = None) -> PlacedRuns:
+    """Validate, pad (repeating run 0) and shard `n` keys and `(n,)`-leaved `hparams` over `mesh`
+    (default `run_mesh()`). Every process must pass the same values."""
+    mesh = run_mesh() if mesh is None else mesh
+    key_data, impl = _split_keys(keys)
+    n = key_data.shape[0]
+    hparams = jax.tree.map(lambda x: np.asarray(x, np.float32), hparams)
+    if any(np.shape(x) != (n,) for x in jax.tree.leaves(hparams)):
+        raise ValueError(f"every hparams leaf must have shape ({n},) like the keys, got "
+                         f"{jax.tree.map(np.shape, hparams)}")
+    validate_hparams(hparams, where="HParams")
+    size = padded_size(n, mesh.devices.size)
+    key_data, hparams = jax.tree.map(lambda x: _place(_pad(x, size), mesh), (key_data, hparams))
+    return PlacedRuns(key_data, hparams, impl, n, mesh)
+
+
+def _finish(out, num_runs: int):
+    """Gather to host and drop the padding."""
+    return jax.tree.map(lambda x: _gather(x)[:num_runs], out)
+
+
+def train_runs(train, keys, hparams: HParams, *, mesh: Optional[Mesh] = None):
+    """Run `train(keys[i], hparams[i])` for every i as one program sharded over `mesh`.
+
+    Args:
+      train: the function returned by `make_train` (not jitted or vmapped).
+      keys: `(n,)` PRNG keys (or legacy `(n, 2)` uint32 keys).
+      hparams: `HParams` with `(n,)` leaves.
+      mesh: a 1-D mesh; default `run_mesh()`, all devices.
+
+    Returns:
+      What `train` returns (`TrainResult`) with `(n, ...)` host numpy leaves, padding removed.
+    """
+    runs = place_runs(keys, hparams, mesh=mesh)
+    out = _train_flat(runs.key_data, runs.hparams, train=train, impl=runs.impl, mesh=runs.mesh)
+    return _finish(out, runs.num_runs)
+
+
+def train_seeds(train, keys, hparams: Optional[HParams] = None, *,
+                config: Optional[PPOConfig] = None, mesh: Optional[Mesh] = None):
+    """Plain seed vmap, sharded: `train(keys[i], hparams)` for every seed over every device.
+
+    `hparams` is one scalar `HParams` shared by all seeds; default `config.hparams()` (pass the
+    config, or the hparams). Returns `TrainResult` with `(n_seeds, ...)` host numpy leaves.
+    """
+    if hparams is None:
+        if config is None:
+            raise ValueError("train_seeds: pass hparams or the config whose defaults to use")
+        hparams = config.hparams()
+    n = _split_keys(keys)[0].shape[0]
+    flat = jax.tree.map(lambda x: np.full((n,), x, np.float32), hparams)
+    return train_runs(train, keys, flat, mesh=mesh)
+
+
+def _flatten_sweep(keys, grid: HParams):
+    """Settings x seeds as one flat run axis (index `setting * n_seeds + seed`)."""
+    s = num_settings(grid)
+    grid = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x, np.float32), (s,)).copy(), grid)
+    validate_hparams(grid, where="HParams")
+    key_data, impl = _split_keys(keys)
+    flat_keys = np.tile(key_data, (s, 1))
+    if impl is not None:
+        flat_keys = jax.random.wrap_key_data(flat_keys, impl=impl)
+    flat_hparams = jax.tree.map(lambda x: np.repeat(x, key_data.shape[0]), grid)
+    return flat_keys, flat_hparams, grid, key_data.shape[0]
+
+
+def _sweep_result(out, grid: HParams, num_seeds: int) -> SweepResult:
+    params, metrics = out[0], out[1]
+    s = num_settings(grid)
+    params, metrics = jax.tree.map(lambda x: x.reshape((s, num_seeds, *x.shape[1:])),
+                                   (params, metrics))
+    return SweepResult(params, metrics, grid)
+
+
+def sweep(train, keys, grid: HParams, *, mesh: Optional[Mesh] = None) -> SweepResult:
+    """Every setting of `grid` x every key, as one compiled program sharded over every device.
+
+    Args:
+      train: the function returned by `make_train(config, ...)` (not jitted or vmapped).
+      keys: `(n_seeds,)` PRNG keys; every setting runs with the same keys (common random numbers,
+        so settings differ only by their hyperparameters).
+      grid: `HParams` with `(n_settings,)` leaves (`hparam_grid`, `stack_hparams`) or scalars.
+      mesh: a 1-D mesh; default `run_mesh()`, all devices (of all processes).
+
+    Returns:
+      `SweepResult` with `(n_settings, n_seeds, ...)` host numpy leaves and the grid's `HParams`.
+      The flat run index is `setting * n_seeds + seed`.
+    """
+    flat_keys, flat_hparams, grid, num_seeds = _flatten_sweep(keys, grid)
+    return _sweep_result(train_runs(train, flat_keys, flat_hparams, mesh=mesh), grid, num_seeds)
+
+
+class CompiledSweep(NamedTuple):
+    """A sweep compiled ahead of time for its placed inputs; call it to run (e.g. to time the run
+    without compilation). Made by `compile_sweep`."""
+
+    executable: Any  # jax.stages.Compiled
+    runs: PlacedRuns
+    grid: HParams
+    num_seeds: int
+
+    @property
+    def num_padded(self) -> int:
+        """Runs actually executed, padding included (the progress callback fires for these)."""
+        return int(self.runs.key_data.shape[0])
+
+    def __call__(self) -> SweepResult:
+        out = self.executable(self.runs.key_data, self.runs.hparams)
+        return _sweep_result(_finish(out, self.runs.num_runs), self.grid, self.num_seeds)
+
+
+def compile_sweep(train, keys, grid: HParams, *, mesh: Optional[Mesh] = None) -> CompiledSweep:
+    """Place and compile `sweep(train, keys, grid)` without running it (same arguments)."""
+    flat_keys, flat_hparams, grid, num_seeds = _flatten_sweep(keys, grid)
+    runs = place_runs(flat_keys, flat_hparams, mesh=mesh)
+    executable = _train_flat.lower(runs.key_data, runs.hparams, train=train, impl=runs.impl,
+                                   mesh=runs.mesh).compile()
+    return CompiledSweep(executable, runs, grid, num_seeds)
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def sweep_table(result: SweepResult, window: int = 10) -> list[SweepRow]:
+    """One `SweepRow` per setting: final return (mean return of the episodes finished in the last
+    `window` updates, `final_return`) as mean ± std over seeds."""
+    finals = final_return(result.metrics, window)  # (n_settings, n_seeds)
+    rows = []
+    for i in range(finals.shape[0]):
+        seeds = finals[i]
+        valid = seeds[~np.isnan(seeds)]
+        mean = float(valid.mean()) if valid.size else math.nan
+        std = float(valid.std()) if valid.size else math.nan
+        rows.append(SweepRow(i, dataclasses.asdict(hparams_at(result.hparams, i)), mean, std,
+                             int(valid.size), tuple(float(x) for x in seeds)))
+    return rows
+
+
+def format_sweep_table(rows: Sequence[SweepRow], fields: Optional[Sequence[str]] = None) -> str:
+    """A plain-text table of `sweep_table` rows. `fields`: the hyperparameter columns; default the
+    ones that vary across rows (all of them for a single row)."""
+    if fields is None:
+        fields = [f for f in HPARAM_FIELDS if len({r.hparams[f] for r in rows}) > 1]
+        fields = fields or list(HPARAM_FIELDS)
+    header = ["#", *fields, "final return", "seeds"]
+    lines = [[str(r.index), *(f"{r.hparams[f]:.6g}" for f in fields),
+              f"{r.mean:.2f} ± {r.std:.2f}", str(len(r.per_seed)) if r.num_seeds == len(r.per_seed)
+              else f"{r.num_seeds}/{len(r.per_seed)}"] for r in rows]
+    widths = [max(len(h), *(len(line[j]) for line in lines)) for j, h in enumerate(header)]
+    fmt = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))  # noqa: E731
+    return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, lines)])
+
+
+def rows_to_dicts(rows: Sequence[SweepRow]) -> list[dict]:
+    """JSON-ready dicts of `sweep_table` rows."""
+    return [{"index": r.index, "hparams": r.hparams, "final_return_mean": r.mean,
+             "final_return_std": r.std, "num_seeds": r.num_seeds,
+             "final_return_per_seed": list(r.per_seed)} for r in rows]

@@ -41,10 +41,10 @@ import jax
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from throughput import build_config, make_ceiling  # noqa: E402  (benchmarks/throughput.py)
+from throughput import make_ceiling, parse_run_args  # noqa: E402  (benchmarks/throughput.py)
 
 from purejaxppo.config import ConfigError, PPOConfig  # noqa: E402
-from purejaxppo.progress import ProgressReporter, expected_calls, progress_every  # noqa: E402
+from purejaxppo.progress import ProgressReporter, expected_calls  # noqa: E402
 from purejaxppo.sweeps import compile_sweep, run_mesh  # noqa: E402
 from purejaxppo.train import make_train  # noqa: E402
 
@@ -203,13 +203,7 @@ def main(argv=None) -> int:
                         "the plot goes next to it as .png")
     args = parser.parse_args(argv)
     try:
-        config = build_config(args)
-        seed_counts = [int(s) for s in args.seeds.split(",") if s.strip()]
-        if not seed_counts or any(n <= 0 for n in seed_counts):
-            raise ConfigError(f"--seeds: positive integers expected, got {args.seeds!r}")
-        if args.repeats <= 0:
-            raise ConfigError(f"--repeats: must be positive, got {args.repeats}")
-        make_train(config)  # validate before any timing
+        config, seed_counts = parse_run_args(args)
     except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

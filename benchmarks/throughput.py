@@ -34,7 +34,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from purejaxppo.cli import parse_override
+from purejaxppo.cli import build_config
 from purejaxppo.config import ConfigError, PPOConfig
 from purejaxppo.envs import make_env
 from purejaxppo.networks import init_params
@@ -116,12 +116,17 @@ def measure(config: PPOConfig, num_seeds: int, repeats: int, seed: int = 0) -> d
     }
 
 
-def build_config(args) -> PPOConfig:
-    changes = dict(parse_override(s) for s in args.set)
-    changes["env_name"] = args.env
-    if args.total_timesteps is not None:
-        changes["total_timesteps"] = args.total_timesteps
-    return PPOConfig(**changes)
+def parse_run_args(args) -> tuple[PPOConfig, list[int]]:
+    """The config and seed counts from the common benchmark arguments (ConfigError names the bad
+    one), validated before any timing."""
+    config = build_config(args)
+    seed_counts = [int(s) for s in args.seeds.split(",") if s.strip()]
+    if not seed_counts or any(n <= 0 for n in seed_counts):
+        raise ConfigError(f"--seeds: positive integers expected, got {args.seeds!r}")
+    if args.repeats <= 0:
+        raise ConfigError(f"--repeats: must be positive, got {args.repeats}")
+    make_train(config)
+    return config, seed_counts
 
 
 def main(argv=None) -> int:
@@ -138,13 +143,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=DEFAULT_OUT, help="JSON output path")
     args = parser.parse_args(argv)
     try:
-        config = build_config(args)
-        seed_counts = [int(s) for s in args.seeds.split(",") if s.strip()]
-        if not seed_counts or any(n <= 0 for n in seed_counts):
-            raise ConfigError(f"--seeds: positive integers expected, got {args.seeds!r}")
-        if args.repeats <= 0:
-            raise ConfigError(f"--repeats: must be positive, got {args.repeats}")
-        make_train(config)  # validate before any timing
+        config, seed_counts = parse_run_args(args)
     except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -222,16 +222,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="purejaxppo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train PPO on one environment over several seeds")
-    t.add_argument("--env", default="CartPole-v1", help="gymnax environment name")
-    t.add_argument("--num-seeds", type=int, default=1)
-    t.add_argument("--seed", type=int, default=0, help="base PRNG seed")
-    t.add_argument("--total-timesteps", type=int, default=None)
-    t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override any PPOConfig field, e.g. --set learning_rate=3e-4")
-    t.add_argument("--final-window", type=int, default=10,
-                   help="updates at the end whose finished episodes make the final return")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    t.add_argument("--json", default=None, help="write the summary here")
+    _add_run_options(t, default_seeds=1)
     t.set_defaults(func=run_train)
 
     w = sub.add_parser(

@@ -1,8 +1,9 @@
 """Host-side progress for a running (jitted, vmapped) training program.
 
 `ProgressReporter` is the `callback` handed to `make_train`: the program calls it from inside the
-scan with `(update_idx, metrics_row)`, once per seed (or sweep setting) under vmap, unordered.
-It counts environment steps and keeps each run's latest mean return; it never changes results.
+scan with `(update_idx, metrics)` through `emit_progress`, unordered: once per report, with the
+rows of every vmapped run (seed or sweep setting) batched in `metrics`. It counts environment steps
+and keeps each run's latest mean return; it never changes results.
 
 Under `purejaxppo.sweeps` (a `shard_map` over devices) each device's runs call back on the host
 that owns the device, so with several processes each process counts its own runs
@@ -24,8 +25,8 @@ DEFAULT_MAX_REPORTS = 200
 def progress_every(num_updates: int, max_reports: int = DEFAULT_MAX_REPORTS) -> int:
     """The `callback_every` that gives at most about `max_reports` reports over `num_updates`.
 
-    Each report is one host callback per run (under vmap the callback is unrolled over runs), so
-    fewer reports keep the progress bar's cost small next to training.
+    Each report is one host callback (batched over vmapped runs by `emit_progress`) that
+    interrupts the device program, so a bounded number of reports keeps its cost small.
     """
     if max_reports <= 0:
         raise ValueError(f"max_reports: must be a positive integer, got {max_reports!r}")
@@ -33,8 +34,9 @@ def progress_every(num_updates: int, max_reports: int = DEFAULT_MAX_REPORTS) -> 
 
 
 def expected_calls(num_runs: int, num_updates: int, every: int) -> int:
-    """How many times a `make_train(..., callback_every=every)` callback fires over `num_runs`
-    vmapped runs of `num_updates` updates: once per run at updates 0, every, 2*every, ..."""
+    """How many run-reports a `make_train(..., callback_every=every)` callback receives over
+    `num_runs` vmapped runs of `num_updates` updates: one per run at updates 0, every, 2*every, ...
+    (`ProgressReporter.calls` counts these; batched rows count once per run)."""
     return num_runs * (-(-num_updates // every))
 
 

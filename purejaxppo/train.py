@@ -85,8 +85,10 @@ def make_train(config: PPOConfig, *, env=None, env_params=None,
 
     `train` is pure: jit it, vmap it over keys (seeds) and/or `HParams` (sweeps). `hparams`
     defaults to `config.hparams()`. `env`/`env_params` replace the gymnax env named by
-    `config.env_name` (e.g. a custom gymnax environment). `callback(update_idx, metrics_row)` is
-    called on the host every `callback_every` updates (once per seed under vmap, unordered).
+    `config.env_name` (e.g. a custom gymnax environment). `callback(update_idx, metrics)` is
+    called on the host every `callback_every` updates (unordered; it cannot change results).
+    Under `jax.vmap` it is called once per report, not once per seed: `metrics` then carries the
+    leading batch (seed / setting) axes (see `progress.emit_progress`).
     """
     validate_config(config)
     if isinstance(callback_every, bool) or not isinstance(callback_every, int) or callback_every <= 0:

@@ -105,10 +105,10 @@ class ProgressReporter:
     def __enter__(self):
         self._start = time.perf_counter()
         if self.show:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn)
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
             self._progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("[bold]{task.description}"), BarColumn(),
+                TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
                 TextColumn("env steps"), TextColumn("{task.fields[sps]}"),
                 TextColumn("return {task.fields[ret]}"), TimeElapsedColumn(), transient=False,
                 console=self.console)

@@ -48,30 +48,34 @@ def build_config(args) -> PPOConfig:
 
 
 def run_train(args) -> dict:
+    """Train `--num-seeds` seeds of one config, sharded over every local device (a sweep of one
+    setting), with a progress bar; print and optionally save the summary."""
     import jax
     import numpy as np
 
     from purejaxppo.metrics import final_return
-    from purejaxppo.progress import ProgressReporter
+    from purejaxppo.progress import ProgressReporter, progress_every
+    from purejaxppo.sweeps import compile_sweep, local_runs, stack_hparams
     from purejaxppo.train import make_train
 
     config = build_config(args)
     if args.num_seeds <= 0:
         raise ConfigError(f"--num-seeds: must be a positive integer, got {args.num_seeds}")
-    every = max(1, config.num_updates // 200)
-    reporter = ProgressReporter(args.num_seeds, config.num_updates, config.batch_size, every,
-                                show=not args.no_progress, description=config.env_name)
+    every = progress_every(config.num_updates)
+    reporter = ProgressReporter(local_runs(args.num_seeds), config.num_updates, config.batch_size,
+                                every, show=not args.no_progress, description=config.env_name)
     train = make_train(config, callback=None if args.no_progress else reporter,
                        callback_every=every)
     keys = jax.random.split(jax.random.key(args.seed), args.num_seeds)
     start = time.perf_counter()
-    compiled = jax.jit(jax.vmap(train)).lower(keys).compile()
+    compiled = compile_sweep(train, keys, stack_hparams([config.hparams()]))
     compile_s = time.perf_counter() - start
     with reporter:
         reporter.restart_clock()
         start = time.perf_counter()
-        result = jax.block_until_ready(compiled(keys))
+        result = compiled()
         run_s = time.perf_counter() - start
+    result = jax.tree.map(lambda x: x[0], result)  # the single setting: (num_seeds, ...)
     final = final_return(result.metrics, window=args.final_window)
     summary = {
         "env": config.env_name, "num_seeds": args.num_seeds, "seed": args.seed,

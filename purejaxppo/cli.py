@@ -47,6 +47,41 @@ def build_config(args) -> PPOConfig:
     return PPOConfig(**changes)
 
 
+def _timed_sweep(config, args, grid, *, label: str, show: bool):
+    """Compile and run `grid` x `--num-seeds` seeds over every device with a progress bar (drawn
+    where `show`, unless `--no-progress`). Returns `(SweepResult, compile_s, run_s)`; the run
+    time excludes compilation."""
+    import jax
+
+    from purejaxppo.progress import ProgressReporter, progress_every
+    from purejaxppo.sweeps import compile_sweep, local_runs, num_settings, padded_size, run_mesh
+    from purejaxppo.train import make_train
+
+    if args.num_seeds <= 0:
+        raise ConfigError(f"--num-seeds: must be a positive integer, got {args.num_seeds}")
+    mesh = run_mesh()
+    every = progress_every(config.num_updates)
+    # Each process's callbacks report the runs on its own devices; process 0 draws its share.
+    runs = padded_size(num_settings(grid) * args.num_seeds, mesh.devices.size)
+    mine = local_runs(num_settings(grid) * args.num_seeds, mesh)
+    reporter = ProgressReporter(mine, config.num_updates, config.batch_size, every,
+                                show=show and not args.no_progress,
+                                description=label + (f" ({mine}/{runs} runs here)"
+                                                     if mine < runs else ""))
+    train = make_train(config, callback=None if args.no_progress else reporter,
+                       callback_every=every)
+    keys = jax.random.split(jax.random.key(args.seed), args.num_seeds)
+    start = time.perf_counter()
+    compiled = compile_sweep(train, keys, grid, mesh=mesh)
+    compile_s = time.perf_counter() - start
+    with reporter:
+        reporter.restart_clock()
+        start = time.perf_counter()
+        result = compiled()
+        run_s = time.perf_counter() - start
+    return result, compile_s, run_s
+
+
 def run_train(args) -> dict:
     """Train `--num-seeds` seeds of one config, sharded over every local device (a sweep of one
     setting), with a progress bar; print and optionally save the summary."""
@@ -54,27 +89,11 @@ def run_train(args) -> dict:
     import numpy as np
 
     from purejaxppo.metrics import final_return
-    from purejaxppo.progress import ProgressReporter, progress_every
-    from purejaxppo.sweeps import compile_sweep, local_runs, stack_hparams
-    from purejaxppo.train import make_train
+    from purejaxppo.sweeps import stack_hparams
 
     config = build_config(args)
-    if args.num_seeds <= 0:
-        raise ConfigError(f"--num-seeds: must be a positive integer, got {args.num_seeds}")
-    every = progress_every(config.num_updates)
-    reporter = ProgressReporter(local_runs(args.num_seeds), config.num_updates, config.batch_size,
-                                every, show=not args.no_progress, description=config.env_name)
-    train = make_train(config, callback=None if args.no_progress else reporter,
-                       callback_every=every)
-    keys = jax.random.split(jax.random.key(args.seed), args.num_seeds)
-    start = time.perf_counter()
-    compiled = compile_sweep(train, keys, stack_hparams([config.hparams()]))
-    compile_s = time.perf_counter() - start
-    with reporter:
-        reporter.restart_clock()
-        start = time.perf_counter()
-        result = compiled()
-        run_s = time.perf_counter() - start
+    result, compile_s, run_s = _timed_sweep(config, args, stack_hparams([config.hparams()]),
+                                            label=config.env_name, show=True)
     result = jax.tree.map(lambda x: x[0], result)  # the single setting: (num_seeds, ...)
     final = final_return(result.metrics, window=args.final_window)
     summary = {
@@ -138,37 +157,15 @@ def run_sweep(args) -> dict:
     import jax
 
     from purejaxppo.distributed import is_main_process, process_info
-    from purejaxppo.progress import ProgressReporter, progress_every
-    from purejaxppo.sweeps import (compile_sweep, format_sweep_table, hparam_grid, local_runs,
-                                   num_settings, padded_size, rows_to_dicts, run_mesh,
-                                   sweep_table)
-    from purejaxppo.train import make_train
+    from purejaxppo.sweeps import (format_sweep_table, hparam_grid, num_settings, padded_size,
+                                   rows_to_dicts, sweep_table)
 
     config = build_config(args)
-    if args.num_seeds <= 0:
-        raise ConfigError(f"--num-seeds: must be a positive integer, got {args.num_seeds}")
     grid = hparam_grid(config, **parse_grid(args.grid))  # validated before any compilation
     settings = num_settings(grid)
-    mesh = run_mesh()
-    runs = padded_size(settings * args.num_seeds, mesh.devices.size)
-    main = is_main_process()
-    every = progress_every(config.num_updates)
-    # Each process's callbacks report the runs on its own devices; process 0 draws its share.
-    mine = local_runs(settings * args.num_seeds, mesh)
-    label = f"{config.env_name} sweep" + (f" ({mine}/{runs} runs here)" if mine < runs else "")
-    reporter = ProgressReporter(mine, config.num_updates, config.batch_size, every,
-                                show=main and not args.no_progress, description=label)
-    train = make_train(config, callback=None if args.no_progress else reporter,
-                       callback_every=every)
-    keys = jax.random.split(jax.random.key(args.seed), args.num_seeds)
-    start = time.perf_counter()
-    compiled = compile_sweep(train, keys, grid, mesh=mesh)
-    compile_s = time.perf_counter() - start
-    with reporter:
-        reporter.restart_clock()
-        start = time.perf_counter()
-        result = compiled()
-        run_s = time.perf_counter() - start
+    result, compile_s, run_s = _timed_sweep(config, args, grid, label=f"{config.env_name} sweep",
+                                            show=is_main_process())
+    runs = padded_size(settings * args.num_seeds, jax.device_count())
     rows = sweep_table(result, window=args.final_window)
     info = process_info()
     summary = {
@@ -181,7 +178,7 @@ def run_sweep(args) -> dict:
         "padded_runs": runs, "progress": not args.no_progress,
         "config": dataclasses.asdict(config),
     }
-    if main:
+    if is_main_process():
         print(f"\n{config.env_name}: {settings} settings x {args.num_seeds} seeds, final return = "
               f"mean ± std over seeds of the return of episodes finished in the last "
               f"{args.final_window} updates")

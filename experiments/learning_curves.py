@@ -1,4 +1,4 @@
-"""Learning curves over many seeds: one compiled vmapped run, JSON + PNG.
+"""Learning curves over many seeds, any gymnax env: one compiled vmapped run, JSON + PNG.
 
     .venv/bin/python experiments/learning_curves.py --env CartPole-v1 --num-seeds 16
     .venv/bin/python experiments/learning_curves.py --env Acrobot-v1 --num-seeds 8 \
@@ -55,6 +55,7 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--total-timesteps", type=int, default=500_000)
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+    parser.add_argument("--tag", default="", help="added to the output name, e.g. cnn / mlp")
     parser.add_argument("--out-dir", default=str(pathlib.Path(__file__).parent / "results"))
     args = parser.parse_args()
 
@@ -65,9 +66,9 @@ def main():
     steps = (np.arange(config.num_updates) + 1) * config.batch_size
     out_dir = pathlib.Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = out_dir / f"{args.env}_curves"
+    stem = out_dir / f"{args.env}{'_' + args.tag if args.tag else ''}_curves"
     record = {
-        "env": args.env, "num_seeds": args.num_seeds, "seed": args.seed,
+        "env": args.env, "tag": args.tag, "num_seeds": args.num_seeds, "seed": args.seed,
         "device": str(jax.devices()[0]), "jax": jax.__version__,
         "compile_s": compile_s, "run_s": run_s,
         "steps_per_second": args.num_seeds * config.env_steps_per_run / run_s,
@@ -79,7 +80,7 @@ def main():
     }
     stem.with_suffix(".json").write_text(json.dumps(record))
     plot(stem.with_suffix(".png"), steps, metrics.episode_return,
-         f"{args.env}: {args.num_seeds} seeds, final {record['final_return_mean']:.1f} ± "
+         f"{args.env} {args.tag}: {args.num_seeds} seeds, final {record['final_return_mean']:.1f} ± "
          f"{record['final_return_std']:.1f}")
     print(f"{args.env}: final return {record['final_return_mean']:.1f} ± "
           f"{record['final_return_std']:.1f} over {args.num_seeds} seeds; "

@@ -67,10 +67,24 @@ class PPOConfig:
     clip_value: bool = True
     normalize_advantages: bool = True
     adam_eps: float = 1e-5
-    # Network.
+    # Network (see networks.py): torso "auto" (CNN for (H, W, C) observations, else MLP), "mlp"
+    # or "cnn"; dense layers of hidden_sizes (after the convolutions for the CNN).
+    network: str = "auto"
     hidden_sizes: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
     shared_trunk: bool = False
+    conv_channels: tuple[int, ...] = (16,)
+    # Box actions: a Gaussian whose sample is stored as drawn; "clip" clips what env.step gets to
+    # the bounds, "squash" maps it through tanh into them (TanhGaussian). log-std starts here.
+    action_bounds: str = "clip"
+    log_std_init: float = 0.0
+    # Normalisation (normalize.py), statistics carried in the train state, per run.
+    normalize_obs: bool = False
+    obs_clip: float = 10.0
+    normalize_reward: bool = False
+    reward_clip: float = 10.0
+    # CPU fast paths (fast_paths.py): "auto" = on where jax.default_backend() is "cpu".
+    fast_paths: str = "auto"
     # Loop unrolling: a pure performance knob, results are unchanged (up to float rounding).
     rollout_unroll: int = 1
     update_unroll: int = 1
@@ -105,6 +119,11 @@ class PPOConfig:
 _POSITIVE_INTS = ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches",
                   "rollout_unroll", "update_unroll")
 _ACTIVATIONS = ("tanh", "relu")
+_CHOICES = {"activation": _ACTIVATIONS, "network": ("auto", "mlp", "cnn"),
+            "action_bounds": ("clip", "squash"), "fast_paths": ("auto", "on", "off")}
+_BOOLS = ("anneal_lr", "clip_value", "normalize_advantages", "shared_trunk", "normalize_obs",
+          "normalize_reward")
+_POSITIVE_SIZE_TUPLES = ("hidden_sizes", "conv_channels")
 
 
 def _fail(field: str, message: str):
@@ -154,13 +173,22 @@ def validate_config(config: PPOConfig) -> None:
     if not (isinstance(config.adam_eps, (int, float)) and config.adam_eps > 0
             and math.isfinite(config.adam_eps)):
         _fail("adam_eps", f"must be > 0, got {config.adam_eps!r}")
-    sizes = config.hidden_sizes
-    if (not isinstance(sizes, tuple) or not sizes
-            or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 for s in sizes)):
-        _fail("hidden_sizes", f"must be a non-empty tuple of positive integers, got {sizes!r}")
-    if config.activation not in _ACTIVATIONS:
-        _fail("activation", f"must be one of {_ACTIVATIONS}, got {config.activation!r}")
-    for name in ("anneal_lr", "clip_value", "normalize_advantages", "shared_trunk"):
+    for name in _POSITIVE_SIZE_TUPLES:
+        sizes = getattr(config, name)
+        if (not isinstance(sizes, tuple) or not sizes
+                or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 for s in sizes)):
+            _fail(name, f"must be a non-empty tuple of positive integers, got {sizes!r}")
+    for name, choices in _CHOICES.items():
+        if getattr(config, name) not in choices:
+            _fail(name, f"must be one of {choices}, got {getattr(config, name)!r}")
+    for name in _BOOLS:
         if not isinstance(getattr(config, name), bool):
             _fail(name, f"must be True or False, got {getattr(config, name)!r}")
+    for name in ("obs_clip", "reward_clip"):  # inf switches clipping off
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            _fail(name, f"must be > 0 (inf: no clipping), got {value!r}")
+    if (isinstance(config.log_std_init, bool) or not isinstance(config.log_std_init, (int, float))
+            or not math.isfinite(config.log_std_init)):
+        _fail("log_std_init", f"must be a finite number, got {config.log_std_init!r}")
     validate_hparams(config.hparams())

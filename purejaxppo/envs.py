@@ -6,21 +6,57 @@ import difflib
 from typing import Any, NamedTuple
 
 import gymnax
+import numpy as np
 from gymnax.environments import spaces
 
-from purejaxppo.config import ConfigError
+from purejaxppo.config import ConfigError, PPOConfig
 
 # Environments that cannot be made here: MNISTBandit downloads its data set at make() time.
-_NEEDS_NETWORK = {"MNISTBandit-bsuite"}
+NEEDS_NETWORK = ("MNISTBandit-bsuite",)
+
+
+class ActionSpace(NamedTuple):
+    """What the policy head must produce.
+
+    Discrete: `num_actions > 0`, `shape == ()`. Box: `num_actions == 0`, `shape` the action shape,
+    `low`/`high` the bounds per flattened dimension (floats, possibly infinite).
+    """
+
+    num_actions: int
+    shape: tuple[int, ...] = ()
+    low: tuple[float, ...] = ()
+    high: tuple[float, ...] = ()
+
+    @property
+    def discrete(self) -> bool:
+        return self.num_actions > 0
+
+    @property
+    def dim(self) -> int:
+        """Flat action dimension of a Box space (1 for Discrete)."""
+        return int(np.prod(self.shape, dtype=int)) if self.shape else 1
+
+    def describe(self) -> str:
+        if self.discrete:
+            return f"Discrete({self.num_actions})"
+        low, high = np.asarray(self.low), np.asarray(self.high)
+        bounds = (f"[{low[0]:g}, {high[0]:g}]" if np.all(low == low[0]) and np.all(high == high[0])
+                  else f"low={self.low}, high={self.high}")
+        return f"Box{self.shape} in {bounds}"
 
 
 class EnvSpec(NamedTuple):
-    """A ready environment: the gymnax env object, its params, and what the network needs."""
+    """A ready environment: the gymnax env object, its params, and what the network needs.
+
+    `obs_categories > 0` marks a Discrete observation space (integer observations of shape `()`,
+    one-hot encoded by the network); 0 for Box observations.
+    """
 
     env: Any
     env_params: Any
-    num_actions: int
+    action_space: ActionSpace
     obs_shape: tuple[int, ...]
+    obs_categories: int = 0
 
 
 def available_envs() -> tuple[str, ...]:
@@ -28,13 +64,31 @@ def available_envs() -> tuple[str, ...]:
     return tuple(gymnax.registered_envs)
 
 
+def _action_space(env_name: str, space) -> ActionSpace:
+    if isinstance(space, spaces.Discrete):
+        return ActionSpace(int(space.n))
+    if isinstance(space, spaces.Box):
+        shape = tuple(int(d) for d in space.shape)
+        if len(shape) != 1 or shape[0] == 0:
+            raise ConfigError(f"PPOConfig.env_name: {env_name!r} has a Box action space of shape "
+                              f"{shape}; purejaxppo handles Box actions of shape (D,), D >= 1")
+        low = np.broadcast_to(np.asarray(space.low, np.float64), shape).reshape(-1)
+        high = np.broadcast_to(np.asarray(space.high, np.float64), shape).reshape(-1)
+        if np.any(np.isnan(low)) or np.any(np.isnan(high)) or np.any(low >= high):
+            raise ConfigError(f"PPOConfig.env_name: {env_name!r} has invalid action bounds "
+                              f"low={low.tolist()}, high={high.tolist()} (need low < high)")
+        return ActionSpace(0, shape, tuple(low.tolist()), tuple(high.tolist()))
+    raise ConfigError(f"PPOConfig.env_name: {env_name!r} has a {type(space).__name__} action "
+                      f"space; purejaxppo handles Discrete and Box action spaces")
+
+
 def make_env(env_name: str, env=None, env_params=None) -> EnvSpec:
     """Build and check an environment.
 
     With `env=None` the gymnax environment `env_name` is made; otherwise `env` (any object with the
     gymnax 1.x `reset`/`step`/`action_space`/`observation_space` interface) is used as given and
-    `env_name` only labels it. Raises `ConfigError` naming the field for an unknown name or an
-    action space that PPO's categorical head cannot handle.
+    `env_name` only labels it. Raises `ConfigError` naming the field for an unknown name or a
+    space purejaxppo cannot handle.
     """
     if env is None:
         if env_name not in gymnax.registered_envs:
@@ -45,7 +99,7 @@ def make_env(env_name: str, env=None, env_params=None) -> EnvSpec:
         try:
             env, default_params = gymnax.make(env_name)
         except Exception as err:  # e.g. MNISTBandit-bsuite downloading data offline
-            extra = " (it downloads a data set when made)" if env_name in _NEEDS_NETWORK else ""
+            extra = " (it downloads a data set when made)" if env_name in NEEDS_NETWORK else ""
             raise ConfigError(f"PPOConfig.env_name: could not make {env_name!r}{extra}: "
                               f"{type(err).__name__}: {err}") from err
     else:
@@ -53,12 +107,31 @@ def make_env(env_name: str, env=None, env_params=None) -> EnvSpec:
     if env_params is None:
         env_params = default_params
 
-    action_space = env.action_space(env_params)
-    if not isinstance(action_space, spaces.Discrete):
-        raise ConfigError(
-            f"PPOConfig.env_name: {env_name!r} has a {type(action_space).__name__} (continuous) "
-            f"action space, but purejaxppo only has a discrete (categorical) policy head so far. "
-            f"Choose an environment with a Discrete action space.")
+    action_space = _action_space(env_name, env.action_space(env_params))
     obs_space = env.observation_space(env_params)
-    obs_shape = tuple(int(d) for d in obs_space.shape)
-    return EnvSpec(env, env_params, int(action_space.n), obs_shape)
+    if isinstance(obs_space, spaces.Discrete):
+        return EnvSpec(env, env_params, action_space, (), int(obs_space.n))
+    if not isinstance(obs_space, spaces.Box):
+        raise ConfigError(f"PPOConfig.env_name: {env_name!r} has a {type(obs_space).__name__} "
+                          f"observation space; purejaxppo handles Box and Discrete observations")
+    return EnvSpec(env, env_params, action_space, tuple(int(d) for d in obs_space.shape))
+
+
+def check_config_for_env(config: PPOConfig, spec: EnvSpec) -> None:
+    """The checks that need both: ConfigError naming the field when `config` does not fit `spec`
+    (the torso is checked by `networks.network_kind`)."""
+    space = spec.action_space
+    if config.action_bounds == "squash":
+        if space.discrete:
+            raise ConfigError(f"PPOConfig.action_bounds: 'squash' maps Gaussian samples into Box "
+                              f"bounds, but {config.env_name!r} has a {space.describe()} action "
+                              f"space. Use 'clip' (the default; it does nothing to discrete "
+                              f"actions)")
+        if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+            raise ConfigError(f"PPOConfig.action_bounds: 'squash' needs finite bounds, but "
+                              f"{config.env_name!r} has low={space.low}, high={space.high}. "
+                              f"Use 'clip'")
+    if config.normalize_obs and spec.obs_categories:
+        raise ConfigError(f"PPOConfig.normalize_obs: {config.env_name!r} has Discrete "
+                          f"observations ({spec.obs_categories} categories, one-hot encoded); "
+                          f"running mean/variance normalisation does not apply. Set it False")

@@ -1,4 +1,4 @@
-"""PPO-Clip losses: small pure functions, composed in `ppo_loss`."""
+"""PPO-Clip losses: small pure functions, composed in `ppo_loss` (any action distribution)."""
 
 from __future__ import annotations
 
@@ -50,36 +50,21 @@ def value_loss(values, old_values, returns, vf_clip_eps, clip_value: bool):
     return 0.5 * error.mean()
 
 
-def categorical_log_prob(logits, actions):
-    """log π(a|s) for integer `actions (B,)` under `logits (B, A)`.
-
-    Selected with a one-hot mask rather than a gather: same values, and its gradient is an
-    elementwise select instead of a scatter (slow on CPU, and in the inner loop of the update)."""
-    log_probs = jax.nn.log_softmax(logits)
-    chosen = actions[:, None].astype(jnp.int32) == jnp.arange(logits.shape[-1], dtype=jnp.int32)
-    return jnp.where(chosen, log_probs, 0.0).sum(-1)
-
-
-def categorical_entropy(logits):
-    """Entropy of each categorical distribution, `(B, A) -> (B,)`."""
-    log_probs = jax.nn.log_softmax(logits)
-    return -(jnp.exp(log_probs) * log_probs).sum(-1)
-
-
 def ppo_loss(params, apply_fn, minibatch, hp, clip_value: bool, normalize_advantages: bool):
     """Total PPO loss for one minibatch: policy + vf_coef · value - ent_coef · entropy.
 
-    `minibatch` has fields obs, actions, log_probs, values, advantages, returns (leading axis B).
+    `apply_fn(params, obs) -> (distribution, values)` (see `distributions`); `minibatch` has fields
+    obs, actions, log_probs, values, advantages, returns (leading axis B), actions as sampled.
     Returns `(loss, LossInfo)`, differentiable in `params`.
     """
-    logits, values = apply_fn(params, minibatch.obs)
+    dist, values = apply_fn(params, minibatch.obs)
     advantages = minibatch.advantages
     if normalize_advantages:
         advantages = normalize(advantages)
-    log_prob = categorical_log_prob(logits, minibatch.actions)
+    log_prob = dist.log_prob(minibatch.actions)
     pg_loss, approx_kl, clip_fraction = policy_loss(log_prob, minibatch.log_probs, advantages,
                                                     hp.clip_eps)
     v_loss = value_loss(values, minibatch.values, minibatch.returns, hp.vf_clip_eps, clip_value)
-    entropy = categorical_entropy(logits).mean()
+    entropy = dist.entropy().mean()
     total = pg_loss + hp.vf_coef * v_loss - hp.ent_coef * entropy
     return total, LossInfo(total, pg_loss, v_loss, entropy, approx_kl, clip_fraction)

@@ -1,4 +1,16 @@
-"""Actor-critic network: MLP towers over flattened observations, categorical policy head."""
+"""Actor-critic network = torso (MLP or CNN) + named heads; the policy head returns a distribution.
+
+`ActorCritic.apply(params, obs (B, *obs_shape)) -> (distribution, value (B,))` is the whole
+policy interface: rollout samples from the distribution and scores the sample, the loss scores
+stored actions and takes the entropy, evaluation takes its `mode()`; `distribution.to_env` maps a
+stored action into the environment's bounds. Parameter names are fixed and explicit:
+
+    separate towers (default)          shared torso
+    actor_torso/..., critic_torso/...  torso/...
+    policy_head/{kernel,bias}          policy_head/{kernel,bias}
+    value_head/{kernel,bias}           value_head/{kernel,bias}
+    log_std (Box actions only)         log_std (Box actions only)
+"""
 
 from __future__ import annotations
 
@@ -9,99 +21,156 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from purejaxppo.config import ConfigError, PPOConfig
+from purejaxppo.distributions import Categorical, DiagGaussian, TanhGaussian
+from purejaxppo.envs import ActionSpace, EnvSpec
+from purejaxppo.fast_paths import fast_paths_enabled, matmul
+
 _ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu}
 
 
-@jax.custom_vjp
-def _matmul(x, kernel):
-    """`x (B, in) @ kernel (in, out)`, with a backward pass laid out for XLA's fast CPU GEMM."""
-    return x @ kernel
-
-
-def _matmul_fwd(x, kernel):
-    return x @ kernel, (x, kernel)
-
-
-def _matmul_bwd(residuals, grad):
-    # The kernel gradient x^T @ grad contracts the batch axis, the *first* axis of x. XLA:CPU
-    # hands a dot with a transposed left operand to a slower generic kernel (1.1-2x slower at
-    # these sizes, and its result then needs a transposing copy). Materialising x^T first (the
-    # barrier keeps XLA from folding the transpose back into the dot) puts it on the fast GEMM.
-    # Same value. (A custom_jvp cannot do this: JAX transposes every dot into the slow form.
-    # The price of custom_vjp is that forward-mode autodiff through the network is unsupported.)
-    x, kernel = residuals
-    return grad @ kernel.T, jax.lax.optimization_barrier(x.T) @ grad
-
-
-_matmul.defvjp(_matmul_fwd, _matmul_bwd)
-
-
 class Dense(nn.Module):
-    """`nn.Dense` (same parameters, names and initialisation) over `(B, in)` inputs."""
+    """`nn.Dense` (same parameters, names and initialisation); with `fast`, 2-D inputs take the
+    CPU-friendly backward pass of `fast_paths.matmul`."""
 
     features: int
     kernel_init: Callable = nn.initializers.lecun_normal()
     bias_init: Callable = nn.initializers.zeros
+    fast: bool = False
 
     @nn.compact
     def __call__(self, x):
         kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features), jnp.float32)
         bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
-        return _matmul(x, kernel) + bias
+        return matmul(x, kernel, self.fast) + bias
 
 
-def _dense(features: int, scale: float) -> Dense:
+def _dense(features: int, scale: float, fast: bool, name: str | None = None) -> Dense:
     return Dense(features, kernel_init=nn.initializers.orthogonal(scale),
-                 bias_init=nn.initializers.zeros)
+                 bias_init=nn.initializers.zeros, fast=fast, name=name)
 
 
 class MLP(nn.Module):
+    """Flattens `(B, ...)` to `(B, features)`, then dense layers of `hidden_sizes`."""
+
     hidden_sizes: Sequence[int]
     activation: str
+    fast: bool = False
 
     @nn.compact
     def __call__(self, x):
+        x = x.reshape((x.shape[0], -1))
         act = _ACTIVATIONS[self.activation]
         for size in self.hidden_sizes:
-            x = act(_dense(size, np.sqrt(2))(x))
+            x = act(_dense(size, np.sqrt(2), self.fast)(x))
         return x
 
 
-class ActorCritic(nn.Module):
-    """Maps observations `(B, *obs_shape)` to `(logits (B, num_actions), value (B,))`.
+class CNN(nn.Module):
+    """`(B, H, W, C)` (or `(B, H, W)`) -> 3x3 convolutions (stride 1, VALID, ReLU) of
+    `channels` -> flatten -> `MLP(hidden_sizes)`.
 
-    Observations of any shape are flattened after the leading batch axis and cast to float32.
-    By default actor and critic are separate towers; `shared_trunk=True` gives them one.
+    The MinAtar paper's network (Young & Tian 2019: one 16-channel 3x3 conv, then a dense
+    layer), with the dense part taken from `hidden_sizes` like the MLP torso.
     """
 
-    num_actions: int
+    channels: Sequence[int]
+    hidden_sizes: Sequence[int]
+    activation: str
+    fast: bool = False
+
+    @nn.compact
+    def __call__(self, x):
+        if x.ndim == 3:
+            x = x[..., None]
+        for c in self.channels:
+            x = nn.relu(nn.Conv(c, (3, 3), padding="VALID",
+                                kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(x))
+        return MLP(self.hidden_sizes, self.activation, self.fast, name="MLP_0")(x)
+
+
+class ActorCritic(nn.Module):
+    """Maps observations `(B, *obs_shape)` to `(distribution, value (B,))`.
+
+    The distribution is `Categorical` for a Discrete action space, `DiagGaussian` (actions clipped
+    to the bounds by `to_env`) or `TanhGaussian` (`squash=True`) for a Box; the Gaussian's log-std
+    is a state-independent parameter `log_std (D,)` starting at `log_std_init`.
+    `obs_categories > 0`: observations are integers, one-hot encoded first.
+    """
+
+    action_space: ActionSpace
+    torso: str = "mlp"  # "mlp" | "cnn"
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "tanh"
-    shared_trunk: bool = False
+    shared_torso: bool = False
+    conv_channels: Sequence[int] = (16,)
+    obs_categories: int = 0
+    squash: bool = False
+    log_std_init: float = 0.0
+    fast: bool = False
+
+    def _torso(self, name: str) -> nn.Module:
+        if self.torso == "cnn":
+            return CNN(self.conv_channels, self.hidden_sizes, self.activation, self.fast, name=name)
+        return MLP(self.hidden_sizes, self.activation, self.fast, name=name)
 
     @nn.compact
     def __call__(self, obs):
-        x = obs.reshape((obs.shape[0], -1)).astype(jnp.float32)
-        if self.shared_trunk:
-            actor_features = critic_features = MLP(self.hidden_sizes, self.activation)(x)
+        if self.obs_categories:
+            x = jax.nn.one_hot(obs, self.obs_categories, dtype=jnp.float32)
         else:
-            actor_features = MLP(self.hidden_sizes, self.activation, name="actor")(x)
-            critic_features = MLP(self.hidden_sizes, self.activation, name="critic")(x)
-        logits = _dense(self.num_actions, 0.01)(actor_features)
-        value = _dense(1, 1.0)(critic_features)
-        return logits, value[:, 0]
+            x = obs.astype(jnp.float32)
+        if self.shared_torso:
+            actor_features = critic_features = self._torso("torso")(x)
+        else:
+            actor_features = self._torso("actor_torso")(x)
+            critic_features = self._torso("critic_torso")(x)
+        value = _dense(1, 1.0, self.fast, name="value_head")(critic_features)[:, 0]
+        space = self.action_space
+        if space.discrete:
+            logits = _dense(space.num_actions, 0.01, self.fast, name="policy_head")(actor_features)
+            return Categorical(logits), value
+        mean = _dense(space.dim, 0.01, self.fast, name="policy_head")(actor_features)
+        log_std = self.param("log_std", nn.initializers.constant(self.log_std_init), (space.dim,),
+                             jnp.float32)
+        low = jnp.asarray(space.low, jnp.float32)
+        high = jnp.asarray(space.high, jnp.float32)
+        dist_type = TanhGaussian if self.squash else DiagGaussian
+        return dist_type(mean, log_std, low, high), value
 
 
-def init_params(network: nn.Module, key: jax.Array, obs_shape: tuple[int, ...]):
+def network_kind(config: PPOConfig, spec: EnvSpec) -> str:
+    """The torso `config.network` asks for: "auto" is the CNN for rank-3 observations (image-like,
+    `(H, W, C)`) and the MLP otherwise. ConfigError for a CNN on observations it cannot take."""
+    if config.network == "auto":
+        return "cnn" if len(spec.obs_shape) == 3 and not spec.obs_categories else "mlp"
+    if config.network == "cnn" and (spec.obs_categories or len(spec.obs_shape) not in (2, 3)):
+        shape = "a Discrete observation" if spec.obs_categories else f"shape {spec.obs_shape}"
+        raise ConfigError(f"PPOConfig.network: 'cnn' needs image-like observations (H, W, C) or "
+                          f"(H, W); {config.env_name!r} has {shape}. Use 'mlp' or 'auto'")
+    return config.network
+
+
+def make_network(config: PPOConfig, spec: EnvSpec) -> ActorCritic:
+    """The `ActorCritic` for `config` on `spec` (torso chosen by `network_kind`, CPU fast paths
+    per `config.fast_paths`)."""
+    return ActorCritic(spec.action_space, network_kind(config, spec), config.hidden_sizes,
+                       config.activation, config.shared_trunk, config.conv_channels,
+                       spec.obs_categories, config.action_bounds == "squash",
+                       config.log_std_init, fast_paths_enabled(config.fast_paths))
+
+
+def init_params(network: ActorCritic, key: jax.Array, obs_shape: tuple[int, ...]):
     """Initialise `network` parameters for observations of `obs_shape`.
 
     The orthogonal initialiser runs a QR decomposition. Under `jax.vmap` over seeds that becomes a
     batched LAPACK call, which deadlocks jaxlib 0.10.x on CPU (see README, "jax version").
     `sequential_vmap` makes a vmapped init loop over seeds instead: same parameters, no race.
     """
+    dtype = jnp.int32 if network.obs_categories else jnp.float32
 
     @jax.custom_batching.sequential_vmap
     def init(k):
-        return network.init(k, jnp.zeros((1, *obs_shape), jnp.float32))
+        return network.init(k, jnp.zeros((1, *obs_shape), dtype))
 
     return init(key)

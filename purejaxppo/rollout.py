@@ -7,8 +7,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from purejaxppo.loss import categorical_log_prob
-
 
 class EpisodeStats(NamedTuple):
     """Running return and length of each env's current episode, `(num_envs,)` each."""
@@ -29,8 +27,8 @@ class EnvRunner(NamedTuple):
 class Transition(NamedTuple):
     """One rollout step for all envs; stacked by the scan to `(num_steps, num_envs, ...)`."""
 
-    obs: jax.Array
-    actions: jax.Array
+    obs: jax.Array  # raw observations, as the env returned them
+    actions: jax.Array  # as sampled (before clipping/squashing into the env's bounds)
     log_probs: jax.Array
     values: jax.Array
     rewards: jax.Array
@@ -51,16 +49,21 @@ def reset_envs(env, env_params, key, num_envs: int) -> EnvRunner:
 
 
 def env_step(runner: EnvRunner, params, apply_fn, env, env_params):
-    """Sample actions from the policy and step every env once. Returns `(runner, Transition)`."""
+    """Sample actions from the policy and step every env once. Returns `(runner, Transition)`.
+
+    `apply_fn(params, obs) -> (distribution, values)`. The action is stored as sampled (its
+    log-prob is what PPO's ratio compares against); `env.step` gets `distribution.to_env(action)`,
+    e.g. clipped or squashed into a Box's bounds.
+    """
     key, action_key, step_key = jax.random.split(runner.key, 3)
-    logits, values = apply_fn(params, runner.obs)
-    actions = jax.random.categorical(action_key, logits)
-    log_probs = categorical_log_prob(logits, actions)
+    dist, values = apply_fn(params, runner.obs)
+    actions = dist.sample(action_key)
+    log_probs = dist.log_prob(actions)
 
     num_envs = actions.shape[0]
     obs, env_state, rewards, terminated, truncated, info = jax.vmap(
         env.step, in_axes=(0, 0, 0, None))(
-        jax.random.split(step_key, num_envs), runner.env_state, actions, env_params)
+        jax.random.split(step_key, num_envs), runner.env_state, dist.to_env(actions), env_params)
     rewards = rewards.astype(jnp.float32)
     done = jnp.logical_or(terminated, truncated)
 

@@ -43,11 +43,14 @@ class SweepResult(NamedTuple):
     metrics: `Metrics`, leaves `(n_settings, n_seeds, num_updates)`.
     hparams: the `HParams` of each setting, leaves `(n_settings,)` (row i of the results ran with
       `hparams_at(result.hparams, i)`).
+    obs_stats: final observation-normalisation statistics (`RunningStats`, leaves
+      `(n_settings, n_seeds, ...)`), needed to run the policy; None without `normalize_obs`.
     """
 
     params: Any
     metrics: Metrics
     hparams: HParams
+    obs_stats: Any = None
 
 
 class SweepRow(NamedTuple):
@@ -306,11 +309,10 @@ def _flatten_sweep(keys, grid: HParams):
 
 
 def _sweep_result(out, grid: HParams, num_seeds: int) -> SweepResult:
-    params, metrics = out[0], out[1]
     s = num_settings(grid)
-    params, metrics = jax.tree.map(lambda x: x.reshape((s, num_seeds, *x.shape[1:])),
-                                   (params, metrics))
-    return SweepResult(params, metrics, grid)
+    params, metrics, obs_stats = jax.tree.map(lambda x: x.reshape((s, num_seeds, *x.shape[1:])),
+                                              (out.params, out.metrics, out.obs_stats))
+    return SweepResult(params, metrics, grid, obs_stats)
 
 
 def sweep(train, keys, grid: HParams, *, mesh: Optional[Mesh] = None) -> SweepResult:

@@ -7,13 +7,15 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
-from jax.flatten_util import ravel_pytree
 
 from purejaxppo.config import HParams, PPOConfig, validate_config, validate_hparams
-from purejaxppo.envs import EnvSpec, make_env
+from purejaxppo.envs import EnvSpec, check_config_for_env, make_env
+from purejaxppo.fast_paths import fast_paths_enabled, flatten_params
 from purejaxppo.gae import compute_gae
 from purejaxppo.metrics import Metrics, explained_variance, finished_episodes
-from purejaxppo.networks import ActorCritic, init_params
+from purejaxppo.networks import ActorCritic, init_params, make_network
+from purejaxppo.normalize import (RewardScaler, RunningStats, init_reward_scaler, init_stats,
+                                  normalize_obs, scale_rewards, update_stats)
 from purejaxppo.progress import emit_progress
 from purejaxppo.rollout import EnvRunner, collect_rollout, reset_envs
 from purejaxppo.update import Batch, Learner, learning_rate_at, make_optimizer, update_policy
@@ -22,61 +24,77 @@ from purejaxppo.update import Batch, Learner, learning_rate_at, make_optimizer, 
 class TrainState(NamedTuple):
     learner: Learner
     runner: EnvRunner
+    obs_stats: Optional[RunningStats]  # None unless config.normalize_obs
+    reward_scaler: Optional[RewardScaler]  # None unless config.normalize_reward
 
 
 class TrainResult(NamedTuple):
     params: Any  # final network parameters
     metrics: Metrics  # one row per update
+    obs_stats: Optional[RunningStats] = None  # final observation statistics (normalize_obs)
 
 
-def make_network(config: PPOConfig, spec: EnvSpec) -> ActorCritic:
-    return ActorCritic(spec.num_actions, config.hidden_sizes, config.activation,
-                       config.shared_trunk)
+def observe(obs, stats: Optional[RunningStats], config: PPOConfig):
+    """What the network sees: `obs` normalised with `stats` (clipped to ±obs_clip), or as is."""
+    return obs if stats is None else normalize_obs(obs, stats, config.obs_clip)
 
 
-def ppo_iteration(state: TrainState, update_idx, *, config: PPOConfig, spec: EnvSpec, apply_fn,
-                  unravel, optimizer, hp: HParams, callback: Optional[Callable], callback_every: int):
+def ppo_iteration(state: TrainState, update_idx, *, config: PPOConfig, spec: EnvSpec,
+                  network: ActorCritic, unravel, optimizer, hp: HParams,
+                  callback: Optional[Callable], callback_every: int):
     """One PPO update: collect a rollout, compute GAE, run K epochs of minibatch updates.
 
-    `learner.params` is the network's parameters raveled into one vector (`unravel` gives the
-    pytree back): Adam, gradient clipping and the global norm then run as a few fused vector
-    operations per minibatch instead of a handful per parameter array.
+    Observations are normalised with the statistics *before* this rollout, everywhere they enter
+    the network in this update (acting, the final-observation bootstrap, the loss); the statistics
+    are then updated with the rollout's raw observations. `unravel` maps the trained parameters
+    (one vector with `fast_paths`) back to the network's pytree.
     """
-    learner, runner = state
-    params = unravel(learner.params)
-    runner, traj = collect_rollout(runner, params, apply_fn, spec.env, spec.env_params,
+    params = unravel(state.learner.params)
+    policy = lambda p, obs: network.apply(p, observe(obs, state.obs_stats, config))  # noqa: E731
+    runner, traj = collect_rollout(state.runner, params, policy, spec.env, spec.env_params,
                                    config.num_steps, config.rollout_unroll)
 
     # Bootstrap from the true next state (pre-reset final observation), one batched forward.
     num_steps, num_envs = traj.rewards.shape
     final_obs = traj.final_obs.reshape((num_steps * num_envs, *traj.final_obs.shape[2:]))
-    next_values = apply_fn(params, final_obs)[1].reshape(num_steps, num_envs)
-    advantages, returns = compute_gae(traj.rewards, traj.values, next_values, traj.terminated,
+    next_values = policy(params, final_obs)[1].reshape(num_steps, num_envs)
+    done = jnp.logical_or(traj.terminated, traj.truncated)
+    rewards, reward_scaler = traj.rewards, state.reward_scaler
+    if reward_scaler is not None:
+        reward_scaler, rewards = scale_rewards(reward_scaler, rewards, done, hp.gamma,
+                                               config.reward_clip)
+    advantages, returns = compute_gae(rewards, traj.values, next_values, traj.terminated,
                                       traj.truncated, hp.gamma, hp.gae_lambda)
 
     learning_rate = learning_rate_at(hp.learning_rate, update_idx, config.num_updates,
                                      config.anneal_lr)
-    batch = Batch(traj.obs, traj.actions, traj.log_probs, traj.values, advantages, returns)
+    batch = Batch(observe(traj.obs, state.obs_stats, config), traj.actions, traj.log_probs,
+                  traj.values, advantages, returns)
     key, update_key = jax.random.split(runner.key)
-    learner, info = update_policy(learner, batch, update_key,
-                                  apply_fn=lambda flat, obs: apply_fn(unravel(flat), obs),
+    learner, info = update_policy(state.learner, batch, update_key,
+                                  apply_fn=lambda flat, obs: network.apply(unravel(flat), obs),
                                   optimizer=optimizer, hp=hp, learning_rate=learning_rate,
                                   config=config)
+    obs_stats = None if state.obs_stats is None else update_stats(state.obs_stats, traj.obs)
 
-    done = jnp.logical_or(traj.terminated, traj.truncated)
+    metrics = make_metrics(traj, done, info, returns, learning_rate)
+    if callback is not None:  # update_idx is never batched, so this stays a real cond under vmap
+        jax.lax.cond(update_idx % callback_every == 0,
+                     lambda: emit_progress(callback, update_idx, metrics), lambda: None)
+    return TrainState(learner, runner._replace(key=key), obs_stats, reward_scaler), metrics
+
+
+def make_metrics(traj, done, info, returns, learning_rate) -> Metrics:
+    """The update's metrics row: raw episode returns of finished episodes, loss diagnostics."""
     episode_return, episode_length, num_episodes = finished_episodes(
         traj.episode_return, traj.episode_length, done)
-    metrics = Metrics(
+    return Metrics(
         episode_return=episode_return, episode_length=episode_length, num_episodes=num_episodes,
         policy_loss=info.loss.policy_loss, value_loss=info.loss.value_loss,
         entropy=info.loss.entropy, approx_kl=info.loss.approx_kl,
         clip_fraction=info.loss.clip_fraction,
         explained_variance=explained_variance(traj.values, returns),
         grad_norm=info.grad_norm, learning_rate=learning_rate)
-    if callback is not None:  # update_idx is never batched, so this stays a real cond under vmap
-        jax.lax.cond(update_idx % callback_every == 0,
-                     lambda: emit_progress(callback, update_idx, metrics), lambda: None)
-    return TrainState(learner, runner._replace(key=key)), metrics
 
 
 def make_train(config: PPOConfig, *, env=None, env_params=None,
@@ -94,21 +112,26 @@ def make_train(config: PPOConfig, *, env=None, env_params=None,
     if isinstance(callback_every, bool) or not isinstance(callback_every, int) or callback_every <= 0:
         raise ValueError(f"callback_every: must be a positive integer, got {callback_every!r}")
     spec = make_env(config.env_name, env, env_params)
+    check_config_for_env(config, spec)
     network = make_network(config, spec)
     optimizer = make_optimizer(config)
+    flat = fast_paths_enabled(config.fast_paths)
 
     def train(key, hparams: Optional[HParams] = None) -> TrainResult:
         hp = config.hparams() if hparams is None else hparams
         validate_hparams(hp, where="HParams")
         hp = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), hp)
         init_key, env_key = jax.random.split(key)
-        params, unravel = ravel_pytree(init_params(network, init_key, spec.obs_shape))
-        state = TrainState(Learner(params, optimizer.init(params)),
-                           reset_envs(spec.env, spec.env_params, env_key, config.num_envs))
+        params, unravel = flatten_params(init_params(network, init_key, spec.obs_shape), flat)
+        state = TrainState(
+            Learner(params, optimizer.init(params)),
+            reset_envs(spec.env, spec.env_params, env_key, config.num_envs),
+            init_stats(spec.obs_shape) if config.normalize_obs else None,
+            init_reward_scaler(config.num_envs) if config.normalize_reward else None)
         iteration = functools.partial(
-            ppo_iteration, config=config, spec=spec, apply_fn=network.apply, unravel=unravel,
+            ppo_iteration, config=config, spec=spec, network=network, unravel=unravel,
             optimizer=optimizer, hp=hp, callback=callback, callback_every=callback_every)
         state, metrics = jax.lax.scan(iteration, state, jnp.arange(config.num_updates))
-        return TrainResult(unravel(state.learner.params), metrics)
+        return TrainResult(unravel(state.learner.params), metrics, state.obs_stats)
 
     return train

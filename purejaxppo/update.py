@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from purejaxppo.config import PPOConfig
+from purejaxppo.fast_paths import fast_paths_enabled, random_permutations
 from purejaxppo.loss import LossInfo, ppo_loss
 
 
@@ -61,40 +62,12 @@ def sgd_step(learner: Learner, minibatch: Batch, *, apply_fn, optimizer, hp, lea
     return Learner(params, opt_state), UpdateInfo(info, grad_norm)
 
 
-_PACKED_SHUFFLE_MAX_INDEX_BITS = 16  # up to 65,536 samples per update; beyond: jax.random.permutation
-
-
-def random_permutations(key, n: int, count: int):
-    """`count` independent, uniformly random permutations of `range(n)`, shape `(count, n)`.
-
-    The algorithm of `jax.random.permutation` (sort by random keys, several rounds when the keys
-    are short), made cheap on CPU. There, a two-array sort (keys with an index payload) calls a
-    comparator per comparison and costs ~200 us for 4 x 512 elements, while a one-array uint32 sort
-    takes a fast path (~30 us). So the index is packed into the low `b = bit_length(n - 1)` bits of
-    the 32-bit random key and recovered after a plain sort: that is a stable sort by `32 - b`
-    random bits. Ties (equal random bits) keep the order from the round before, so the result is
-    uniform up to ties in every round; rounds are added, as `jax.random.permutation` does, until
-    the random bits reach 3 log2(n) (two rounds for n = 512: ~1e-9 chance of any bias).
-    """
-    bits = max(1, (n - 1).bit_length())
-    if bits > _PACKED_SHUFFLE_MAX_INDEX_BITS:
-        keys = jax.random.split(key, count)
-        return jax.vmap(lambda k: jax.random.permutation(k, n))(keys)
-    rounds = max(1, -(-3 * bits // (32 - bits)))  # ceil(3 * bits / (32 - bits))
-    low = jnp.uint32((1 << bits) - 1)
-    position = jnp.arange(n, dtype=jnp.uint32)
-    random = jax.random.bits(key, (rounds, count, n), jnp.uint32) & ~low
-    perm = None
-    for r in range(rounds):
-        order = jnp.sort(random[r] | position, axis=-1) & low  # stable shuffle of positions
-        perm = order if perm is None else jnp.take_along_axis(perm, order, axis=-1)
-    return perm.astype(jnp.int32)
-
-
-def minibatch_indices(key, batch_size: int, update_epochs: int, num_minibatches: int):
+def minibatch_indices(key, batch_size: int, update_epochs: int, num_minibatches: int,
+                      fast: bool = True):
     """`(update_epochs * num_minibatches, minibatch_size)` sample indices: each epoch is a fresh
-    permutation of `range(batch_size)` cut into `num_minibatches` equal parts."""
-    perms = random_permutations(key, batch_size, update_epochs)
+    permutation of `range(batch_size)` cut into `num_minibatches` equal parts (`fast`: the packed
+    CPU shuffle of `fast_paths.random_permutations`)."""
+    perms = random_permutations(key, batch_size, update_epochs, fast)
     return perms.reshape(update_epochs * num_minibatches, batch_size // num_minibatches)
 
 
@@ -103,7 +76,8 @@ def update_policy(learner: Learner, batch: Batch, key, *, apply_fn, optimizer, h
     """K epochs of minibatch SGD over `batch`. Returns `(learner, UpdateInfo)` (means)."""
     batch_size = config.batch_size
     flat = jax.tree.map(lambda x: x.reshape((batch_size, *x.shape[2:])), batch)
-    indices = minibatch_indices(key, batch_size, config.update_epochs, config.num_minibatches)
+    indices = minibatch_indices(key, batch_size, config.update_epochs, config.num_minibatches,
+                                fast_paths_enabled(config.fast_paths))
 
     def step(learner, idx):
         minibatch = jax.tree.map(lambda x: jnp.take(x, idx, axis=0), flat)

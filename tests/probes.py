@@ -121,3 +121,48 @@ class DelayedReward(_Probe):
 
     def reward(self, state, action):  # unused
         raise NotImplementedError
+
+
+class TargetAction(_Probe):
+    """Continuous, one-step episodes: observation = target ∈ {-1.9, +1.9} (near the bounds
+    [-2, 2]), reward = -(a - target)² for the action `a` the env receives (clipped into the
+    bounds by the trainer). Optimal mean action: the target; V* = 0 in the limit of zero std."""
+
+    target: float = 1.9
+    bound: float = 2.0
+
+    def get_obs(self, state, params=None, key=None):
+        return jnp.array([state.sign * self.target], jnp.float32)
+
+    def reward(self, state, action):
+        return -jnp.square(action[0] - state.sign * self.target)
+
+    def action_space(self, params=None):
+        return spaces.Box(-self.bound, self.bound, (1,), jnp.float32)
+
+    def observation_space(self, params):
+        return spaces.Box(-self.bound, self.bound, (1,), jnp.float32)
+
+
+class UnboundedTargetAction(TargetAction):
+    """TargetAction with infinite action bounds (only for config checks: squashing needs bounds)."""
+
+    bound: float = float("inf")
+
+
+class OffsetConstantReward(ConstantReward):
+    """ConstantReward (reward 1 every step, time limit only) whose observation is far from 0:
+    100 ± 1 (sign drawn at reset, fixed for the episode). With observation normalisation the
+    network sees ≈ ±1; a bootstrap from the *unnormalised* final observation (100 ± 1) would ask
+    the value network about inputs ~100 standard deviations away, so V(s) = 1 / (1 - γ) is learned
+    only when `final_observation` is normalised with the same statistics as the rollout."""
+
+    def reset_env(self, key, params):
+        state = ProbeState(sign=jnp.where(jax.random.bernoulli(key), 1.0, -1.0), time=0)
+        return self.get_obs(state), state
+
+    def get_obs(self, state, params=None, key=None):
+        return jnp.array([100.0 + state.sign], jnp.float32)
+
+    def observation_space(self, params):
+        return spaces.Box(0.0, 200.0, (1,), jnp.float32)

@@ -38,3 +38,22 @@ def test_console_script_entry_point():
 ])
 def test_parse_override(text, expected):
     assert parse_override(text) == expected
+
+
+def test_train_continuous_env_with_normalisation_and_squashing(tmp_path, capsys):
+    out = tmp_path / "pendulum.json"
+    code = main(["train", "--env", "Pendulum-v1", "--num-seeds", "2", "--total-timesteps", "1600",
+                 "--set", "num_steps=200", "--set", "normalize_obs=true", "--set",
+                 "normalize_reward=true", "--set", "action_bounds=squash", "--no-progress",
+                 "--json", str(out)])
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads(out.read_text())
+    assert summary["config"]["action_bounds"] == "squash" and summary["config"]["normalize_obs"]
+    assert all(-2000 < r < 0 for r in summary["final_return_per_seed"])  # raw Pendulum returns
+
+
+def test_cli_network_choice_and_env_mismatch(capsys):
+    assert main(["train", "--env", "Pendulum-v1", "--set", "network=cnn", "--no-progress"]) == 2
+    assert "PPOConfig.network: 'cnn' needs image-like" in capsys.readouterr().err
+    assert parse_override("conv_channels=16,32") == ("conv_channels", (16, 32))
+    assert parse_override("obs_clip=inf") == ("obs_clip", float("inf"))

@@ -19,16 +19,23 @@ def test_cartpole_learns_within_default_budget():
     assert np.nanmean(np.asarray(result.metrics.episode_return)[:, :5]) < 100
 
 
-@pytest.mark.parametrize("env_name, obs_ndim", [("Breakout-MinAtar", 3), ("Catch-bsuite", 2)])
-def test_image_like_observations_reach_the_network(env_name, obs_ndim):
+@pytest.mark.parametrize("env_name, obs_ndim, first_layer", [
+    ("Breakout-MinAtar", 3, ("Conv_0", "kernel")),     # auto: CNN on (H, W, C)
+    ("Catch-bsuite", 2, ("Dense_0", "kernel")),        # auto: MLP on the flattened grid
+])
+def test_image_like_observations_reach_the_network(env_name, obs_ndim, first_layer):
     config = PPOConfig(env_name=env_name, num_envs=2, num_steps=8, total_timesteps=2 * 8 * 2)
     result = jax.jit(make_train(config))(jax.random.key(0))
-    first_layer = result.params["params"]["actor"]["Dense_0"]["kernel"]
+    layer, weight = first_layer
+    kernel = result.params["params"]["actor_torso"][layer][weight]
     from purejaxppo import make_env
 
     obs_shape = make_env(env_name).obs_shape
     assert len(obs_shape) == obs_ndim
-    assert first_layer.shape[0] == int(np.prod(obs_shape))
+    if layer == "Conv_0":
+        assert kernel.shape == (3, 3, obs_shape[-1], 16)
+    else:
+        assert kernel.shape[0] == int(np.prod(obs_shape))
     assert np.all(np.isfinite(np.asarray(result.metrics.value_loss)))
 
 
@@ -36,7 +43,7 @@ def test_shared_trunk_trains():
     config = PPOConfig(shared_trunk=True, num_envs=4, num_steps=16, total_timesteps=4 * 16 * 4,
                        activation="relu")
     result = jax.jit(make_train(config))(jax.random.key(0))
-    assert set(result.params["params"]) == {"MLP_0", "Dense_0", "Dense_1"}
+    assert set(result.params["params"]) == {"torso", "policy_head", "value_head"}
     assert np.all(np.isfinite(np.asarray(result.metrics.policy_loss)))
 
 

@@ -5,8 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purejaxppo.loss import (categorical_entropy, categorical_log_prob, normalize, policy_loss,
-                             value_loss)
+from purejaxppo.loss import normalize, policy_loss, value_loss
 
 
 def test_policy_loss_hand_computed_inside_and_outside_clip_both_signs():
@@ -45,14 +44,6 @@ def test_value_loss_unclipped_and_clipped():
     # clipped values: 0 + clip(1, ±0.5) = 0.5 -> error 2.25 (> 1); 2.9 + clip(0.1) = 3.0 -> 1.0
     # max per sample: (2.25, 1.0); 0.5 * mean = 0.8125
     assert float(value_loss(values, old_values, returns, 0.5, clip_value=True)) == pytest.approx(0.8125)
-
-
-def test_categorical_log_prob_and_entropy():
-    logits = jnp.log(jnp.array([[0.2, 0.8], [0.5, 0.5]]))
-    np.testing.assert_allclose(categorical_log_prob(logits, jnp.array([1, 0])),
-                               np.log([0.8, 0.5]), rtol=1e-6)
-    np.testing.assert_allclose(categorical_entropy(logits),
-                               [-(0.2 * np.log(0.2) + 0.8 * np.log(0.8)), np.log(2)], rtol=1e-6)
 
 
 def test_normalize():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from probes import (ActionReward, ConstantReward, ConstantRewardTimeoutAsTerminal, DelayedReward,
-                    ObservationReward, ProbeParams)
+                    ObservationReward, ProbeParams, TargetAction)
 from purejaxppo import PPOConfig, make_env, make_train
 from purejaxppo.train import make_network
 
@@ -23,8 +23,8 @@ def train_probe(env, max_steps):
     network = make_network(PROBE_CONFIG, make_env("probe", env, params))
 
     def policy_and_value(obs):
-        logits, values = network.apply(result.params, jnp.asarray(obs, jnp.float32))
-        return np.asarray(jax.nn.softmax(logits)), np.asarray(values)
+        dist, values = network.apply(result.params, jnp.asarray(obs, jnp.float32))
+        return np.asarray(jax.nn.softmax(dist.logits)), np.asarray(values)
 
     return policy_and_value
 
@@ -57,3 +57,35 @@ def test_action_dependent_reward_policy_and_value():
 def test_delayed_reward_discounts_through_one_step():
     _, values = train_probe(DelayedReward(), max_steps=5)(np.array([[-1.0], [1.0]]))
     np.testing.assert_allclose(values, [GAMMA, 1.0], atol=0.05)
+
+
+CONTINUOUS_CONFIG = PPOConfig(env_name="probe", num_envs=16, num_steps=16,
+                              total_timesteps=256 * 150, learning_rate=3e-3, anneal_lr=False,
+                              gamma=0.0, clip_value=False, ent_coef=0.0, hidden_sizes=(16,))
+
+
+def mean_action_error(monkeypatch=None, store_clipped=False):
+    """Train on TargetAction (targets ±1.9, bounds ±2); return |mean action - target| per target.
+
+    `store_clipped`: the known bug, the sample is clipped *before* it is stored and scored."""
+    if store_clipped:
+        from purejaxppo.distributions import DiagGaussian
+
+        sample = DiagGaussian.sample
+        monkeypatch.setattr(DiagGaussian, "sample",
+                            lambda self, key: jnp.clip(sample(self, key), self.low, self.high))
+    env = TargetAction()
+    params = ProbeParams(max_steps_in_episode=1)
+    result = jax.jit(make_train(CONTINUOUS_CONFIG, env=env, env_params=params))(jax.random.key(0))
+    network = make_network(CONTINUOUS_CONFIG, make_env("probe", env, params))
+    dist, _ = network.apply(result.params, jnp.array([[1.9], [-1.9]]))
+    return np.abs(np.asarray(dist.mode())[:, 0] - np.array([1.9, -1.9]))
+
+
+def test_continuous_mean_action_reaches_a_target_near_the_bound(monkeypatch):
+    """Stored actions are the unclipped samples: the learned mean is within 0.1 of ±1.9. Storing
+    the clipped action (a bug reported on CleanRL's and SB3's trackers) is measurably worse."""
+    error = mean_action_error()
+    assert np.all(error < 0.1), error
+    clipped_error = mean_action_error(monkeypatch, store_clipped=True)
+    assert clipped_error.mean() > 2 * error.mean() and clipped_error.max() > 0.1, clipped_error

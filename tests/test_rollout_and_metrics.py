@@ -14,7 +14,7 @@ from purejaxppo.rollout import collect_rollout, reset_envs
 
 def rollout(env, params, num_steps, num_envs=2):
     spec = make_env("probe", env, params)
-    network = ActorCritic(spec.num_actions, (8,))
+    network = ActorCritic(spec.action_space, hidden_sizes=(8,))
     net_params = init_params(network, jax.random.key(0), spec.obs_shape)
     runner = reset_envs(spec.env, spec.env_params, jax.random.key(1), num_envs)
     return collect_rollout(runner, net_params, network.apply, spec.env, spec.env_params, num_steps)

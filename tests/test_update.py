@@ -9,9 +9,11 @@ import optax
 import pytest
 
 from purejaxppo import PPOConfig
+from purejaxppo.envs import ActionSpace
+from purejaxppo.fast_paths import flatten_params, matmul, random_permutations
 from purejaxppo.networks import ActorCritic, init_params
 from purejaxppo.update import (Batch, Learner, learning_rate_at, make_optimizer, minibatch_indices,
-                               random_permutations, sgd_step)
+                               sgd_step)
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 512, 1000, 70_000])  # 70k: the jax.random fallback path
@@ -53,9 +55,9 @@ def test_minibatch_indices_cover_every_sample_once_per_epoch():
     assert not np.array_equal(idx[:4], idx[4:8])  # a fresh permutation every epoch
 
 
-def _network_and_batch(num=32, seed=0):
+def _network_and_batch(num=32, seed=0, fast=True):
     rng = np.random.default_rng(seed)
-    network = ActorCritic(num_actions=3, hidden_sizes=(16, 16))
+    network = ActorCritic(ActionSpace(3), hidden_sizes=(16, 16), fast=fast)
     params = init_params(network, jax.random.key(seed), (5,))
     batch = Batch(obs=jnp.asarray(rng.normal(size=(num, 5)), jnp.float32),
                   actions=jnp.asarray(rng.integers(0, 3, num)),
@@ -92,6 +94,7 @@ def test_sgd_step_matches_optax_clip_and_adam(max_grad_norm):
 def test_network_gradients_match_plain_jnp_autodiff():
     """The network's custom-VJP dense layer gives the same gradients as plain jnp autodiff."""
     network, params, batch = _network_and_batch(seed=3)
+    assert network.fast
 
     def reference_apply(p, obs):
         def mlp(tower, x):
@@ -100,12 +103,14 @@ def test_network_gradients_match_plain_jnp_autodiff():
             return x
 
         p = p["params"]
-        logits = mlp(p["actor"], obs) @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"]
-        value = mlp(p["critic"], obs) @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"]
+        head, value_head = p["policy_head"], p["value_head"]
+        logits = mlp(p["actor_torso"], obs) @ head["kernel"] + head["bias"]
+        value = mlp(p["critic_torso"], obs) @ value_head["kernel"] + value_head["bias"]
         return logits, value[:, 0]
 
     def loss(apply_fn, p):
         logits, value = apply_fn(p, batch.obs)
+        logits = getattr(logits, "logits", logits)  # ours returns a Categorical
         return (jax.nn.log_softmax(logits)[:, 0] * batch.advantages).mean() + (value ** 2).mean()
 
     ours = jax.grad(lambda p: loss(network.apply, p))(params)
@@ -116,7 +121,7 @@ def test_network_gradients_match_plain_jnp_autodiff():
 def test_vmapped_init_equals_per_seed_init():
     """init_params under vmap (sequential, for the jax 0.10 CPU QR deadlock) is bitwise the same
     as initialising each seed alone."""
-    network = ActorCritic(num_actions=2)
+    network = ActorCritic(ActionSpace(2))
     keys = jax.random.split(jax.random.key(0), 3)
     batched = jax.jit(jax.vmap(lambda k: init_params(network, k, (4,))))(keys)
     for i in range(3):
@@ -128,3 +133,42 @@ def test_learning_rate_schedule():
     assert float(learning_rate_at(1.0, 0, 4, True)) == 1.0
     assert float(learning_rate_at(1.0, 3, 4, True)) == 0.25
     assert float(learning_rate_at(2.0, 3, 4, False)) == 2.0
+
+
+def test_plain_path_equals_fast_path():
+    """fast_paths off (the GPU/TPU default) gives the same loss gradients and SGD step as on."""
+    from purejaxppo.loss import ppo_loss
+
+    config = PPOConfig()
+    hp = config.hparams()
+    fast_net, params, batch = _network_and_batch(seed=4, fast=True)
+    plain_net, _, _ = _network_and_batch(seed=4, fast=False)
+    grad = lambda net: jax.grad(lambda p: ppo_loss(p, net.apply, batch, hp, True, True)[0])(params)  # noqa
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+                 grad(fast_net), grad(plain_net))
+    optimizer = make_optimizer(config)
+    steps = []
+    for net, fast in ((fast_net, True), (plain_net, False)):
+        flat, unravel = flatten_params(params, fast)
+        learner, _ = sgd_step(Learner(flat, optimizer.init(flat)), batch,
+                              apply_fn=lambda p, obs, net=net, unravel=unravel: net.apply(unravel(p), obs),
+                              optimizer=optimizer, hp=hp, learning_rate=1e-3, config=config)
+        steps.append(unravel(learner.params))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), *steps)
+
+
+def test_fast_matmul_falls_back_for_inputs_it_does_not_handle():
+    """Rank-3 input takes the plain path (value and gradient of x @ kernel)."""
+    x = jax.random.normal(jax.random.key(0), (2, 3, 4))
+    kernel = jax.random.normal(jax.random.key(1), (4, 5))
+    np.testing.assert_allclose(matmul(x, kernel, True), x @ kernel, rtol=1e-6)
+    g = jax.grad(lambda k: matmul(x, k, True).sum())(kernel)
+    np.testing.assert_allclose(g, jax.grad(lambda k: (x @ k).sum())(kernel), rtol=1e-5)
+
+
+@pytest.mark.parametrize("n", [7, 512])
+def test_plain_permutations_are_permutations(n):
+    perms = np.asarray(random_permutations(jax.random.key(0), n, 3, fast=False))
+    assert perms.shape == (3, n) and perms.dtype == np.int32
+    for row in perms:
+        np.testing.assert_array_equal(np.sort(row), np.arange(n))

@@ -38,7 +38,7 @@ class Categorical(NamedTuple):
 
     def log_prob(self, actions):
         # Selected with a one-hot mask rather than a gather: same values, and its gradient is an
-        # elementwise select instead of a scatter (slow on CPU, and in the inner loop of the update).
+        # elementwise select instead of a scatter (slow on CPU, in the update's inner loop).
         chosen = actions[..., None].astype(jnp.int32) == jnp.arange(self.logits.shape[-1],
                                                                    dtype=jnp.int32)
         return jnp.where(chosen, self._log_probs(), 0.0).sum(-1)

@@ -59,7 +59,7 @@ def test_auto_network_and_head(env_name, kind, head):
     assert isinstance(dist, head) and value.shape == (3,)
     assert {"policy_head", "value_head", "actor_torso", "critic_torso"} <= set(params["params"])
     if kind == "cnn":
-        assert "Conv_0" in params["params"]["actor_torso"]
+        assert "Conv3x3_0" in params["params"]["actor_torso"]
 
 
 def test_cnn_can_be_chosen_for_rank_2_grids_and_mlp_for_images():
@@ -103,3 +103,21 @@ def test_config_that_does_not_fit_the_env_names_the_field(changes, env, field, w
     with pytest.raises(ConfigError, match=f"PPOConfig.{field}:") as err:
         make_train(PPOConfig(**{**TWO_UPDATES, **changes}), env=env)
     assert words in str(err.value)
+
+
+def test_conv3x3_equals_flax_conv_values_and_gradients():
+    """The banded-matmul convolution is nn.Conv(features, (3, 3), padding="VALID") exactly."""
+    import flax.linen as nn
+    import jax.numpy as jnp
+
+    from purejaxppo.networks import Conv3x3
+
+    x = jax.random.normal(jax.random.key(0), (5, 10, 12, 4))
+    ours = Conv3x3(16)
+    params = ours.init(jax.random.key(1), x)
+    reference = nn.Conv(16, (3, 3), padding="VALID")
+    np.testing.assert_allclose(ours.apply(params, x), reference.apply(params, x),
+                               rtol=1e-5, atol=1e-5)
+    loss = lambda module: lambda p: jnp.sum(jnp.tanh(module.apply(p, x)))  # noqa: E731
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+                 jax.grad(loss(ours))(params), jax.grad(loss(reference))(params))

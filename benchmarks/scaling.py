@@ -183,7 +183,7 @@ def _git_state() -> str | None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--env", default="CartPole-v1", help="gymnax environment name")
+    parser.add_argument("--env", default=None, help="gymnax environment name (default CartPole-v1)")
     parser.add_argument("--seeds", default="1,4,16,64", help="comma-separated seed counts")
     parser.add_argument("--total-timesteps", type=int, default=32_768,
                         help="env steps per seed (default 32,768: 64 updates of 4 x 128)")

@@ -131,7 +131,7 @@ def parse_run_args(args) -> tuple[PPOConfig, list[int]]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--env", default="CartPole-v1", help="gymnax environment name")
+    parser.add_argument("--env", default=None, help="gymnax environment name (default CartPole-v1)")
     parser.add_argument("--seeds", default="1,16",
                         help="comma-separated seed counts, each measured separately (default 1,16)")
     parser.add_argument("--total-timesteps", type=int, default=None,

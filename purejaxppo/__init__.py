@@ -17,7 +17,10 @@ _EXPORTS = {
     "purejaxppo.envs": ("available_envs", "make_env"),
     "purejaxppo.gae": ("compute_gae",),
     "purejaxppo.metrics": ("Metrics", "final_return"),
-    "purejaxppo.train": ("TrainResult", "make_train"),
+    "purejaxppo.train": ("TrainResult", "TrainState", "Trainer", "make_train", "make_trainer"),
+    "purejaxppo.distributions": ("Categorical", "DiagGaussian", "TanhGaussian"),
+    "purejaxppo.checkpoint": ("CheckpointError", "load_policy", "save_policy"),
+    "purejaxppo.evaluate": ("evaluate",),
     "purejaxppo.sweeps": ("CompiledSweep", "SweepResult", "SweepRow", "compile_sweep",
                           "format_sweep_table", "hparam_grid", "hparams_at", "run_mesh",
                           "stack_hparams", "sweep", "sweep_table", "train_runs", "train_seeds"),
@@ -51,4 +54,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see ordinary imports
     from purejaxppo.sweeps import (CompiledSweep, SweepResult, SweepRow, compile_sweep,
                                    format_sweep_table, hparam_grid, hparams_at, run_mesh,
                                    stack_hparams, sweep, sweep_table, train_runs, train_seeds)
-    from purejaxppo.train import TrainResult, make_train
+    from purejaxppo.checkpoint import CheckpointError, load_policy, save_policy
+    from purejaxppo.distributions import Categorical, DiagGaussian, TanhGaussian
+    from purejaxppo.evaluate import evaluate
+    from purejaxppo.train import TrainResult, Trainer, TrainState, make_train, make_trainer

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from typing import Any
 
 import jax
@@ -115,6 +116,15 @@ class PPOConfig:
     def replace(self, **changes) -> "PPOConfig":
         return dataclasses.replace(self, **changes)
 
+    def __post_init__(self):
+        """Store numpy scalars as the Python scalars they stand for, so that a config built from
+        `np.int64(500_000)` validates, compares and hashes like one built from `500_000`."""
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            plain = _plain_scalar(field.default, value)
+            if plain is not value:
+                object.__setattr__(self, field.name, plain)
+
 
 _POSITIVE_INTS = ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches",
                   "rollout_unroll", "update_unroll")
@@ -126,12 +136,46 @@ _BOOLS = ("anneal_lr", "clip_value", "normalize_advantages", "shared_trunk", "no
 _POSITIVE_SIZE_TUPLES = ("hidden_sizes", "conv_channels")
 
 
+def _plain_scalar(default, value):
+    """`value` as the Python type of the field whose default is `default` when it is a numpy (or
+    other `numbers`) scalar of that kind: integers (not bools) -> int for int fields, reals ->
+    float for float fields, numpy bools -> bool for bool fields, element-wise for int tuples.
+    Anything else is returned unchanged (and left to `validate_config` to judge)."""
+    if isinstance(default, bool):
+        return bool(value) if isinstance(value, np.bool_) else value
+    if isinstance(default, int):
+        integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        return int(value) if integral and type(value) is not int else value
+    if isinstance(default, float):
+        real = (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+                and type(value) not in (int, float))
+        return float(value) if real else value
+    if isinstance(default, tuple) and isinstance(value, tuple):
+        plain = tuple(_plain_scalar(0, v) for v in value)
+        return plain if any(p is not v for p, v in zip(plain, value)) else value
+    return value
+
+
 def _fail(field: str, message: str):
     raise ConfigError(f"PPOConfig.{field}: {message}")
 
 
-def validate_hparams(hp: HParams, where: str = "PPOConfig") -> None:
-    """Check concrete hyperparameter values; traced values (inside jit/vmap) are skipped."""
+def check_hparams_type(hp, where: str = "HParams") -> None:
+    """Raise `ConfigError` unless `hp` is an `HParams` (a dict, tuple or `PPOConfig` is not)."""
+    if not isinstance(hp, HParams):
+        raise ConfigError(f"{where}: expected purejaxppo.HParams (e.g. config.hparams() or "
+                          f"hparam_grid(...)), got {type(hp).__name__}")
+
+
+def validate_hparams(hp: HParams, where: str = "PPOConfig", *, scalar: bool = False) -> None:
+    """Check concrete hyperparameter values; traced values (inside jit/vmap) are skipped.
+
+    `hp` must be an `HParams` (`check_hparams_type`). With `scalar=True` every concrete leaf must
+    also be a scalar: what one un-vmapped `train(key, hparams)` call takes; arrays of settings
+    go through `jax.vmap` or `purejaxppo.sweep`. Sweeps validate their `(n,)` leaves with the
+    default `scalar=False`.
+    """
+    check_hparams_type(hp, where)
 
     def check(name, ok, rule):
         value = getattr(hp, name)
@@ -141,6 +185,10 @@ def validate_hparams(hp: HParams, where: str = "PPOConfig") -> None:
             arr = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
             raise ConfigError(f"{where}.{name}: must be a number, got {value!r}") from None
+        if scalar and arr.ndim:
+            raise ConfigError(f"{where}.{name}: one train(key, hparams) call takes scalar "
+                              f"hyperparameters, got an array of shape {arr.shape}; for arrays "
+                              f"of settings use jax.vmap(train) or purejaxppo.sweep")
         if not np.all(np.isfinite(arr)) or not np.all(ok(arr)):
             raise ConfigError(f"{where}.{name}: must be {rule}, got {value!r}")
 

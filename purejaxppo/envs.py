@@ -6,6 +6,8 @@ import difflib
 from typing import Any, NamedTuple
 
 import gymnax
+import jax
+import jax.numpy as jnp
 import numpy as np
 from gymnax.environments import spaces
 
@@ -82,6 +84,28 @@ def _action_space(env_name: str, space) -> ActionSpace:
                       f"space; purejaxppo handles Discrete and Box action spaces")
 
 
+def _check_step_api(env_name: str, env, env_params, action_space: ActionSpace) -> None:
+    """ConfigError unless `env.step` returns gymnax 1.x's six values. Abstract evaluation only
+    (`jax.eval_shape` of reset and one step with a dummy key and an action of the space's shape
+    and dtype): nothing is compiled or run, so a pre-1.0 five-value env fails here, early."""
+    dtype = getattr(env.action_space(env_params), "dtype", None)
+    if dtype is None:
+        dtype = jnp.int32 if action_space.discrete else jnp.float32
+    key = jax.random.key(0)
+    _, state = jax.eval_shape(lambda k: env.reset(k, env_params), key)
+    out = jax.eval_shape(lambda k, s, a: env.step(k, s, a, env_params), key, state,
+                         jax.ShapeDtypeStruct(action_space.shape, jnp.dtype(dtype)))
+    if isinstance(out, (tuple, list)) and len(out) == 6:
+        return
+    got = f"{len(out)} values" if isinstance(out, (tuple, list)) else type(out).__name__
+    hint = (" (the pre-1.0 API, e.g. gymnax.wrappers.LegacyStepAPIWrapper: unwrap it)"
+            if isinstance(out, (tuple, list)) and len(out) == 5 else "")
+    raise ConfigError(f"PPOConfig.env_name: {env_name}'s step returns {got}{hint}; "
+                      f"purejaxppo needs the gymnax 1.x six-value API (obs, state, reward, "
+                      f"terminated, truncated, info), with time limits reported as truncated "
+                      f"and info['final_observation'] on auto-reset")
+
+
 def make_env(env_name: str, env=None, env_params=None) -> EnvSpec:
     """Build and check an environment.
 
@@ -108,6 +132,8 @@ def make_env(env_name: str, env=None, env_params=None) -> EnvSpec:
         env_params = default_params
 
     action_space = _action_space(env_name, env.action_space(env_params))
+
+    _check_step_api(env_name, env, env_params, action_space)
     obs_space = env.observation_space(env_params)
     if isinstance(obs_space, spaces.Discrete):
         return EnvSpec(env, env_params, action_space, (), int(obs_space.n))

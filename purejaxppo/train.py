@@ -1,4 +1,11 @@
-"""`make_train(config)` -> `train(key, hparams=None)`: all of PPO as one pure, jittable function."""
+"""`make_train(config)` -> `train(key, hparams=None)`: all of PPO as one pure, jittable function.
+
+`train` is made of two halves, also pure and vmappable (`make_trainer` returns all three):
+
+    state = init(key, hparams)                       # TrainState: everything training carries
+    state, metrics = run(state, hparams, num_updates)   # any number of updates, resumable
+    train(key, hparams) == run(init(key, hparams), hparams, config.num_updates)
+"""
 
 from __future__ import annotations
 
@@ -22,16 +29,28 @@ from purejaxppo.update import Batch, Learner, learning_rate_at, make_optimizer, 
 
 
 class TrainState(NamedTuple):
-    learner: Learner
-    runner: EnvRunner
+    """Everything training needs to continue exactly (a pytree; leading axes when vmapped)."""
+
+    learner: Learner  # parameters (one flat vector with fast_paths) and Adam state
+    runner: EnvRunner  # env states, last observations, running episode stats, PRNG key
     obs_stats: Optional[RunningStats]  # None unless config.normalize_obs
     reward_scaler: Optional[RewardScaler]  # None unless config.normalize_reward
+    update: jax.Array  # updates done so far (int32): LR annealing continues from here
 
 
 class TrainResult(NamedTuple):
     params: Any  # final network parameters
     metrics: Metrics  # one row per update
     obs_stats: Optional[RunningStats] = None  # final observation statistics (normalize_obs)
+    diverged_at: Any = None  # first update with a non-finite loss or gradient norm, -1 if none
+
+
+def first_divergence(metrics: Metrics):
+    """Index of the first update whose losses or gradient norm are not finite, -1 if none
+    (`(..., num_updates) -> (...)` int32)."""
+    finite = (jnp.isfinite(metrics.policy_loss) & jnp.isfinite(metrics.value_loss)
+              & jnp.isfinite(metrics.entropy) & jnp.isfinite(metrics.grad_norm))
+    return jnp.where(finite.all(-1), -1, jnp.argmin(finite, axis=-1)).astype(jnp.int32)
 
 
 def observe(obs, stats: Optional[RunningStats], config: PPOConfig):
@@ -39,7 +58,7 @@ def observe(obs, stats: Optional[RunningStats], config: PPOConfig):
     return obs if stats is None else normalize_obs(obs, stats, config.obs_clip)
 
 
-def ppo_iteration(state: TrainState, update_idx, *, config: PPOConfig, spec: EnvSpec,
+def ppo_iteration(state: TrainState, step, *, config: PPOConfig, spec: EnvSpec,
                   network: ActorCritic, unravel, optimizer, hp: HParams,
                   callback: Optional[Callable], callback_every: int):
     """One PPO update: collect a rollout, compute GAE, run K epochs of minibatch updates.
@@ -47,8 +66,10 @@ def ppo_iteration(state: TrainState, update_idx, *, config: PPOConfig, spec: Env
     Observations are normalised with the statistics *before* this rollout, everywhere they enter
     the network in this update (acting, the final-observation bootstrap, the loss); the statistics
     are then updated with the rollout's raw observations. `unravel` maps the trained parameters
-    (one vector with `fast_paths`) back to the network's pytree.
+    (one vector with `fast_paths`) back to the network's pytree. `step` counts updates within
+    this `run` call; it is never batched, so the progress `cond` stays a real branch under vmap.
     """
+    update_idx = state.update
     params = unravel(state.learner.params)
     policy = lambda p, obs: network.apply(p, observe(obs, state.obs_stats, config))  # noqa: E731
     runner, traj = collect_rollout(state.runner, params, policy, spec.env, spec.env_params,
@@ -78,10 +99,11 @@ def ppo_iteration(state: TrainState, update_idx, *, config: PPOConfig, spec: Env
     obs_stats = None if state.obs_stats is None else update_stats(state.obs_stats, traj.obs)
 
     metrics = make_metrics(traj, done, info, returns, learning_rate)
-    if callback is not None:  # update_idx is never batched, so this stays a real cond under vmap
-        jax.lax.cond(update_idx % callback_every == 0,
+    if callback is not None:
+        jax.lax.cond(step % callback_every == 0,
                      lambda: emit_progress(callback, update_idx, metrics), lambda: None)
-    return TrainState(learner, runner._replace(key=key), obs_stats, reward_scaler), metrics
+    return TrainState(learner, runner._replace(key=key), obs_stats, reward_scaler,
+                      update_idx + 1), metrics
 
 
 def make_metrics(traj, done, info, returns, learning_rate) -> Metrics:
@@ -97,6 +119,74 @@ def make_metrics(traj, done, info, returns, learning_rate) -> Metrics:
         grad_norm=info.grad_norm, learning_rate=learning_rate)
 
 
+class Trainer(NamedTuple):
+    """The pure functions of one config (see the module docstring) and what they were made from.
+
+    init(key, hparams=None) -> TrainState
+    run(state, hparams=None, num_updates=config.num_updates) -> (TrainState, Metrics)
+    train(key, hparams=None) -> TrainResult
+    params(state) -> the network's parameter pytree held in `state`
+    """
+
+    config: PPOConfig
+    spec: EnvSpec
+    network: ActorCritic
+    init: Callable
+    run: Callable
+    train: Callable
+    params: Callable
+
+
+def make_trainer(config: PPOConfig, *, env=None, env_params=None,
+                 callback: Optional[Callable] = None, callback_every: int = 1) -> Trainer:
+    """Validate `config` (before anything compiles) and build its `Trainer`. Arguments as
+    `make_train`. A `run` of k updates followed by a `run` of k more gives bitwise the state of
+    one `run` of 2k on the same device; with a callback, chunks that are multiples of
+    `callback_every` report at the same updates as one call."""
+    validate_config(config)
+    if isinstance(callback_every, bool) or not isinstance(callback_every, int) or callback_every <= 0:
+        raise ValueError(f"callback_every: must be a positive integer, got {callback_every!r}")
+    spec = make_env(config.env_name, env, env_params)
+    check_config_for_env(config, spec)
+    network = make_network(config, spec)
+    optimizer = make_optimizer(config)
+    flat = fast_paths_enabled(config.fast_paths)
+    shapes = jax.eval_shape(lambda k: init_params(network, k, spec.obs_shape), jax.random.key(0))
+    _, unravel = flatten_params(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes), flat)
+
+    def hparams_of(hparams):
+        hp = config.hparams() if hparams is None else hparams
+        validate_hparams(hp, where="HParams", scalar=True)
+        return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), hp)
+
+    def init(key, hparams: Optional[HParams] = None) -> TrainState:
+        hparams_of(hparams)  # checked here too: init takes the same arguments as train
+        init_key, env_key = jax.random.split(key)
+        params, _ = flatten_params(init_params(network, init_key, spec.obs_shape), flat)
+        return TrainState(
+            Learner(params, optimizer.init(params)),
+            reset_envs(spec.env, spec.env_params, env_key, config.num_envs),
+            init_stats(spec.obs_shape) if config.normalize_obs else None,
+            init_reward_scaler(config.num_envs) if config.normalize_reward else None,
+            jnp.zeros((), jnp.int32))
+
+    def run(state: TrainState, hparams: Optional[HParams] = None,
+            num_updates: int = config.num_updates):
+        iteration = functools.partial(
+            ppo_iteration, config=config, spec=spec, network=network, unravel=unravel,
+            optimizer=optimizer, hp=hparams_of(hparams), callback=callback,
+            callback_every=callback_every)
+        return jax.lax.scan(iteration, state, jnp.arange(num_updates))
+
+    def train(key, hparams: Optional[HParams] = None) -> TrainResult:
+        state, metrics = run(init(key, hparams), hparams, config.num_updates)
+        return TrainResult(unravel(state.learner.params), metrics, state.obs_stats,
+                           first_divergence(metrics))
+
+    return Trainer(config, spec, network, init, run, train,
+                   lambda state: unravel(state.learner.params))
+
+
 def make_train(config: PPOConfig, *, env=None, env_params=None,
                callback: Optional[Callable] = None, callback_every: int = 1):
     """Validate `config` and return `train(key, hparams=None) -> TrainResult`.
@@ -106,32 +196,9 @@ def make_train(config: PPOConfig, *, env=None, env_params=None,
     `config.env_name` (e.g. a custom gymnax environment). `callback(update_idx, metrics)` is
     called on the host every `callback_every` updates (unordered; it cannot change results).
     Under `jax.vmap` it is called once per report, not once per seed: `metrics` then carries the
-    leading batch (seed / setting) axes (see `progress.emit_progress`).
+    leading batch (seed / setting) axes (see `progress.emit_progress`). `TrainResult.diverged_at`
+    reports, per run, the first update that went non-finite (-1: none). For the two halves of
+    `train` (to checkpoint, resume or evaluate mid-way) see `make_trainer`.
     """
-    validate_config(config)
-    if isinstance(callback_every, bool) or not isinstance(callback_every, int) or callback_every <= 0:
-        raise ValueError(f"callback_every: must be a positive integer, got {callback_every!r}")
-    spec = make_env(config.env_name, env, env_params)
-    check_config_for_env(config, spec)
-    network = make_network(config, spec)
-    optimizer = make_optimizer(config)
-    flat = fast_paths_enabled(config.fast_paths)
-
-    def train(key, hparams: Optional[HParams] = None) -> TrainResult:
-        hp = config.hparams() if hparams is None else hparams
-        validate_hparams(hp, where="HParams")
-        hp = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), hp)
-        init_key, env_key = jax.random.split(key)
-        params, unravel = flatten_params(init_params(network, init_key, spec.obs_shape), flat)
-        state = TrainState(
-            Learner(params, optimizer.init(params)),
-            reset_envs(spec.env, spec.env_params, env_key, config.num_envs),
-            init_stats(spec.obs_shape) if config.normalize_obs else None,
-            init_reward_scaler(config.num_envs) if config.normalize_reward else None)
-        iteration = functools.partial(
-            ppo_iteration, config=config, spec=spec, network=network, unravel=unravel,
-            optimizer=optimizer, hp=hp, callback=callback, callback_every=callback_every)
-        state, metrics = jax.lax.scan(iteration, state, jnp.arange(config.num_updates))
-        return TrainResult(unravel(state.learner.params), metrics, state.obs_stats)
-
-    return train
+    return make_trainer(config, env=env, env_params=env_params, callback=callback,
+                        callback_every=callback_every).train

@@ -50,7 +50,8 @@ def two_processes(tmp_path_factory):
     for pid in (0, 1):
         cmd = [sys.executable, "-m", "purejaxppo.cli", "sweep", *CLI_ARGS,
                "--coordinator", address, "--num-processes", "2", "--process-id", str(pid),
-               "--json", str(tmp / f"p{pid}.json"), "--npz", str(tmp / f"p{pid}.npz")]
+               "--json", str(tmp / f"p{pid}.json"), "--npz", str(tmp / f"p{pid}.npz"),
+               "--checkpoint-dir", str(tmp / "run"), "--checkpoint-every", "8"]
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
     try:
@@ -120,3 +121,16 @@ def test_imports_leave_jax_uninitialised_for_distributed_initialize():
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_process0_alone_writes_the_run_directory(two_processes):
+    """Both processes gather the state (collectively); process 0 alone saves checkpoints and
+    logs, so there is one row per (run, update) and no cross-process barrier is left waiting."""
+    from purejaxppo.checkpoint import latest_checkpoint, list_checkpoints, read_meta
+
+    tmp, _, _ = two_processes
+    run = tmp / "run"
+    assert [p.name for p in list_checkpoints(run)] == ["update_000000008", "update_000000016"]
+    assert read_meta(latest_checkpoint(run))["num_runs"] == len(LEARNING_RATES) * NUM_SEEDS
+    rows = (run / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == len(LEARNING_RATES) * NUM_SEEDS * CONFIG.num_updates

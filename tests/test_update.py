@@ -143,15 +143,21 @@ def test_plain_path_equals_fast_path():
     hp = config.hparams()
     fast_net, params, batch = _network_and_batch(seed=4, fast=True)
     plain_net, _, _ = _network_and_batch(seed=4, fast=False)
-    grad = lambda net: jax.grad(lambda p: ppo_loss(p, net.apply, batch, hp, True, True)[0])(params)  # noqa
+
+    def grad(net):
+        return jax.grad(lambda p: ppo_loss(p, net.apply, batch, hp, True, True)[0])(params)
+
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
                  grad(fast_net), grad(plain_net))
     optimizer = make_optimizer(config)
     steps = []
     for net, fast in ((fast_net, True), (plain_net, False)):
         flat, unravel = flatten_params(params, fast)
-        learner, _ = sgd_step(Learner(flat, optimizer.init(flat)), batch,
-                              apply_fn=lambda p, obs, net=net, unravel=unravel: net.apply(unravel(p), obs),
+
+        def apply_fn(p, obs, net=net, unravel=unravel):
+            return net.apply(unravel(p), obs)
+
+        learner, _ = sgd_step(Learner(flat, optimizer.init(flat)), batch, apply_fn=apply_fn,
                               optimizer=optimizer, hp=hp, learning_rate=1e-3, config=config)
         steps.append(unravel(learner.params))
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), *steps)

@@ -1,9 +1,14 @@
 """Every configuration error is raised before compilation, with a message naming the field."""
 
+import dataclasses
+
+import gymnax
 import jax
+import numpy as np
 import pytest
 
-from purejaxppo import ConfigError, HParams, PPOConfig, make_train
+from purejaxppo import ConfigError, HParams, PPOConfig, make_env, make_train, validate_config
+from purejaxppo.config import validate_hparams
 from purejaxppo.cli import main as cli_main
 
 TINY = dict(num_envs=2, num_steps=8, total_timesteps=64)
@@ -81,3 +86,65 @@ def test_cli_reports_config_errors_with_exit_code_2(capsys):
     assert "PPOConfig.no_such_field: no such field" in capsys.readouterr().err
     assert cli_main(["train", "--set", "learning_rate=fast", "--no-progress"]) == 2
     assert "PPOConfig.learning_rate: cannot parse 'fast'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("hparams, kind", [
+    (dataclasses.asdict(PPOConfig(**TINY).hparams()), "dict"),
+    (dataclasses.astuple(PPOConfig(**TINY).hparams()), "tuple"),
+    (PPOConfig(**TINY), "PPOConfig"),
+])
+def test_train_rejects_hparams_that_are_not_hparams(hparams, kind):
+    train = make_train(PPOConfig(**TINY))
+    expected = (r"HParams: expected purejaxppo.HParams \(e.g. config.hparams\(\) or "
+                rf"hparam_grid\(...\)\), got {kind}$")
+    with pytest.raises(ConfigError, match=expected):
+        train(jax.random.key(0), hparams)
+
+
+def test_scalar_hparams_check_is_opt_in_and_skips_traced_values():
+    """`scalar=True` (one un-vmapped train call) rejects a concrete array of settings, naming
+    the field; sweeps validate `(n,)` leaves without it; under vmap the leaves are traced."""
+    lrs = np.array([1e-4, 3e-4], np.float32)
+    grid = PPOConfig(**TINY).hparams().replace(learning_rate=lrs)
+    validate_hparams(grid, where="HParams")  # what sweeps.place_runs does
+    with pytest.raises(ConfigError, match=r"HParams.learning_rate: .*array of shape \(2,\).*"
+                                          r"jax.vmap\(train\) or purejaxppo.sweep"):
+        validate_hparams(grid, where="HParams", scalar=True)
+    validate_hparams(PPOConfig(**TINY).hparams(), where="HParams", scalar=True)
+    validate_hparams(grid.replace(learning_rate=np.float32(3e-4)), scalar=True)  # 0-d is fine
+
+    def check(lr):
+        validate_hparams(grid.replace(learning_rate=lr), where="HParams", scalar=True)
+        return lr
+
+    np.testing.assert_array_equal(jax.vmap(check)(lrs), lrs)
+
+
+def test_five_value_step_api_is_rejected_before_tracing():
+    from gymnax.wrappers.compat import LegacyStepAPIWrapper
+
+    env = LegacyStepAPIWrapper(gymnax.make("CartPole-v1")[0])
+    expected = (r"PPOConfig.env_name: old-cartpole's step returns 5 values .*purejaxppo needs the "
+                r"gymnax 1.x six-value API \(obs, state, reward, terminated, truncated, info\)")
+    with pytest.raises(ConfigError, match=expected):
+        make_env("old-cartpole", env)
+    with pytest.raises(ConfigError, match=expected):
+        make_train(PPOConfig(env_name="old-cartpole", **TINY), env=env)
+
+
+def test_numpy_integers_and_floats_are_accepted_and_stored_as_python_scalars():
+    config = PPOConfig(total_timesteps=np.int64(500_000), num_envs=np.int32(4),
+                       learning_rate=np.float32(0.5), gamma=np.float64(0.99),
+                       hidden_sizes=(np.int64(64), np.int64(64)), anneal_lr=np.bool_(True))
+    plain = PPOConfig(total_timesteps=500_000, num_envs=4, learning_rate=0.5, gamma=0.99,
+                      hidden_sizes=(64, 64), anneal_lr=True)
+    assert config == plain and hash(config) == hash(plain)
+    assert type(config.total_timesteps) is int and type(config.num_envs) is int
+    assert type(config.learning_rate) is float and type(config.gamma) is float
+    assert all(type(s) is int for s in config.hidden_sizes) and config.anneal_lr is True
+    validate_config(config)
+    assert PPOConfig(**TINY).replace(num_steps=np.int16(8)) == PPOConfig(**TINY)
+    with pytest.raises(ConfigError, match="PPOConfig.num_envs: must be a positive integer"):
+        validate_config(PPOConfig(num_envs=np.float64(4.0)))  # a float is still not an integer
+    with pytest.raises(ConfigError, match="PPOConfig.num_envs: must be a positive integer"):
+        validate_config(PPOConfig(num_envs=np.bool_(True)))

@@ -1,0 +1,228 @@
+"""Checkpoints of the whole multi-run train state (orbax), and saved policies for evaluation.
+
+A run directory holds `config.json` (the `PPOConfig`), the logs, and `checkpoints/update_N/`:
+the `TrainState` of every run (settings x seeds, leading axis; PRNG keys as key data) saved by
+orbax, plus `meta.json` (what was saved: config, hyperparameters, seeds, leaf shapes, versions).
+Every read checks what it finds against what it expects and raises `CheckpointError` naming the
+file, the field or the leaf that differs; nothing is written by a failed load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+from typing import Any, NamedTuple, Optional
+
+import jax
+import numpy as np
+
+from purejaxppo.config import ConfigError, PPOConfig
+
+CHECKPOINTS = "checkpoints"
+META = "meta.json"
+_PREFIX = "update_"
+
+
+class CheckpointError(ConfigError):
+    """A checkpoint is missing, corrupt, or does not fit the training it is loaded into."""
+
+
+def config_to_dict(config: PPOConfig) -> dict:
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(values: dict) -> PPOConfig:
+    """A `PPOConfig` from `config_to_dict` output read back from JSON (lists -> tuples)."""
+    names = {f.name for f in dataclasses.fields(PPOConfig)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise CheckpointError(f"saved config has fields this purejaxppo does not know: {unknown}")
+    return PPOConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def config_differences(saved: PPOConfig, current: PPOConfig) -> list[str]:
+    """`field: saved -> current` for every field that differs."""
+    a, b = config_to_dict(saved), config_to_dict(current)
+    return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if a[k] != b[k]]
+
+
+def _leaves(tree) -> tuple[list[str], list[Any]]:
+    """Leaf names (tree paths, e.g. `.learner.params`) and leaves, in flattening order."""
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return [jax.tree_util.keystr(path) for path, _ in flat], [leaf for _, leaf in flat]
+
+
+def versions() -> dict:
+    import flax
+
+    from purejaxppo import __version__
+
+    return {"purejaxppo": __version__, "jax": jax.__version__, "flax": flax.__version__}
+
+
+def checkpoint_path(run_dir, update: int) -> pathlib.Path:
+    return pathlib.Path(run_dir) / CHECKPOINTS / f"{_PREFIX}{update:09d}"
+
+
+def list_checkpoints(run_dir) -> list[pathlib.Path]:
+    """Complete checkpoints (with `meta.json`, written last), oldest first."""
+    root = pathlib.Path(run_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.name.startswith(_PREFIX) and p.name[len(_PREFIX):]
+             .isdigit() and (p / META).is_file()]
+    return sorted(found, key=lambda p: int(p.name[len(_PREFIX):]))
+
+
+def latest_checkpoint(run_dir) -> pathlib.Path:
+    if not pathlib.Path(run_dir).is_dir():
+        raise CheckpointError(f"{run_dir}: no such run directory")
+    found = list_checkpoints(run_dir)
+    if not found:
+        raise CheckpointError(f"{run_dir}: no complete checkpoint in {run_dir}/{CHECKPOINTS}")
+    return found[-1]
+
+
+def _checkpointer():
+    """An orbax checkpointer that works alone: with several JAX processes, only process 0 saves
+    (host arrays it has gathered) and each process loads by itself, so no cross-process barrier
+    may be issued (it would never be met)."""
+    import orbax.checkpoint as ocp
+
+    me = jax.process_index()
+    return ocp.StandardCheckpointer(multiprocessing_options=ocp.options.MultiprocessingOptions(
+        primary_host=me, active_processes={me}))
+
+
+def save_checkpoint(run_dir, state, meta: dict, *, keep: int = 3) -> pathlib.Path:
+    """Save a host `state` (leaves `(num_runs, ...)`, keys as data) at `meta["update"]`, then
+    delete all but the newest `keep` checkpoints. `meta.json` is written after the arrays, so a
+    checkpoint without it (interrupted write) is never loaded."""
+    path = checkpoint_path(run_dir, int(meta["update"]))
+    if path.exists():
+        shutil.rmtree(path)
+    names, leaves = _leaves(state)
+    arrays = {f"{i:04d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
+    checkpointer = _checkpointer()
+    checkpointer.save(path.resolve() / "state", arrays)
+    checkpointer.wait_until_finished()
+    meta = {**meta, "leaves": [{"name": n, "shape": list(a.shape), "dtype": str(a.dtype)}
+                               for n, a in zip(names, arrays.values())],
+            "versions": versions()}
+    tmp = path / (META + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, path / META)
+    for old in list_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(old)
+    return path
+
+
+def read_meta(path) -> dict:
+    file = pathlib.Path(path) / META
+    try:
+        return json.loads(file.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{file}: missing (not a complete checkpoint)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{file}: corrupt or truncated ({err})") from None
+
+
+def load_checkpoint(path, abstract_state, num_runs: int):
+    """Read the state saved at `path` into the structure of `abstract_state` (one run's state,
+    keys as data, e.g. `ChunkedRuns.abstract_state`) with a leading axis of `num_runs`.
+
+    Every leaf's name, shape and dtype is checked against `meta.json` first; a difference raises
+    `CheckpointError` naming the leaf, unreadable array data one naming the directory.
+    """
+    path = pathlib.Path(path)
+    meta = read_meta(path)
+    names, leaves = _leaves(abstract_state)
+    expected = [{"name": n, "shape": [num_runs, *leaf.shape], "dtype": str(np.dtype(leaf.dtype))}
+                for n, leaf in zip(names, leaves)]
+    saved = meta.get("leaves", [])
+    if [e["name"] for e in expected] != [s["name"] for s in saved]:
+        missing = sorted({e["name"] for e in expected} - {s["name"] for s in saved})
+        extra = sorted({s["name"] for s in saved} - {e["name"] for e in expected})
+        raise CheckpointError(f"{path}: the saved train state has a different structure "
+                              f"(missing {missing or 'nothing'}, unexpected {extra or 'nothing'})")
+    for e, s in zip(expected, saved):
+        if e != s:
+            raise CheckpointError(f"{path}: leaf {e['name']} is saved as {s['dtype']}"
+                                  f"{tuple(s['shape'])}, expected {e['dtype']}{tuple(e['shape'])}")
+    target = {f"{i:04d}": jax.ShapeDtypeStruct(tuple(e["shape"]), np.dtype(e["dtype"]))
+              for i, e in enumerate(expected)}
+    try:
+        arrays = _checkpointer().restore(path.resolve() / "state", target)
+    except Exception as err:  # orbax/tensorstore raise many kinds for damaged files
+        raise CheckpointError(f"{path / 'state'}: cannot read the saved arrays "
+                              f"({type(err).__name__}: {str(err)[:300]})") from None
+    restored = [np.asarray(arrays[k]) for k in sorted(arrays)]
+    return jax.tree.unflatten(jax.tree.structure(abstract_state), restored)
+
+
+# --------------------------------------------------------------------------------- policies
+
+
+class SavedPolicy(NamedTuple):
+    """What evaluation needs: the config (env, network), parameters and observation
+    statistics (None without `normalize_obs`), leaves with a leading run axis or not."""
+
+    config: PPOConfig
+    params: Any
+    obs_stats: Any = None
+
+
+def save_policy(path, config: PPOConfig, params, obs_stats=None) -> None:
+    """Write a policy (config as JSON, arrays as msgpack) to the file `path`."""
+    from flax import serialization
+
+    payload = {"config": json.dumps(config_to_dict(config)),
+               "params": jax.tree.map(np.asarray, params),
+               "obs_stats": None if obs_stats is None else jax.tree.map(np.asarray,
+                                                                         obs_stats._asdict())}
+    tmp = pathlib.Path(str(path) + ".tmp")
+    tmp.write_bytes(serialization.msgpack_serialize(payload))
+    os.replace(tmp, path)
+
+
+def load_policy(path) -> SavedPolicy:
+    """Read a `save_policy` file (CheckpointError naming the file if it is not one)."""
+    from flax import serialization
+
+    from purejaxppo.normalize import RunningStats
+
+    try:
+        payload = serialization.msgpack_restore(pathlib.Path(path).read_bytes())
+        config = config_from_dict(json.loads(payload["config"]))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such policy file") from None
+    except Exception as err:
+        raise CheckpointError(f"{path}: not a purejaxppo policy file or corrupt "
+                              f"({type(err).__name__}: {str(err)[:200]})") from None
+    stats = payload.get("obs_stats")
+    return SavedPolicy(config, payload["params"],
+                       None if stats is None else RunningStats(**stats))
+
+
+def policy_from_checkpoint(path, trainer, abstract_state, num_runs: int) -> SavedPolicy:
+    """The policies of every run saved in the checkpoint at `path`."""
+    state = load_checkpoint(path, abstract_state, num_runs)
+    params = jax.vmap(trainer.params)(state)
+    return SavedPolicy(trainer.config, params, state.obs_stats)
+
+
+def save_json(path, data: Any) -> None:
+    pathlib.Path(path).write_text(json.dumps(data, indent=1))
+
+
+def load_run_config(run_dir) -> Optional[PPOConfig]:
+    file = pathlib.Path(run_dir) / "config.json"
+    if not file.is_file():
+        return None
+    try:
+        return config_from_dict(json.loads(file.read_text()))
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{file}: corrupt ({err})") from None

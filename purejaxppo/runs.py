@@ -1,0 +1,252 @@
+"""Chunked, resumable training of many runs (sweep settings x seeds) over the device mesh.
+
+What the CLI drives: `init` and then `run` k updates at a time, each call one compiled program
+sharded over every device like `sweeps.sweep` (a `shard_map` of `vmap`). Between chunks the host
+has the metrics (and, when it asks, the whole train state) of every run, so it can log,
+checkpoint, check for NaN and stop on Ctrl-C. Chunks give bitwise the same state as one long run
+on the same devices (`tests/test_checkpoint.py`).
+
+States cross the host boundary with their PRNG keys as raw key data (`jax.random.key_data`):
+that is what checkpoints store, and `key_impl` turns them back into typed keys.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple, Optional
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, PartitionSpec
+
+from purejaxppo.config import HParams
+from purejaxppo.sweeps import RUN_AXIS, _finish, _pad, _place, place_runs
+from purejaxppo.train import Trainer, TrainState
+
+
+def _is_key(x) -> bool:
+    return jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def keys_to_data(tree):
+    """Every typed PRNG key leaf of `tree` as its raw uint32 key data."""
+    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
+
+
+def keys_from_data(tree, key_mask, impl):
+    """Inverse of `keys_to_data`: leaves where `key_mask` is True become typed keys of `impl`
+    (None: legacy uint32 keys, left as they are)."""
+    if impl is None:
+        return tree
+    return jax.tree.map(lambda x, k: jax.random.wrap_key_data(x, impl=impl) if k else x,
+                        tree, key_mask)
+
+
+@functools.partial(jax.jit, static_argnames=("fn", "mesh"))
+def _per_run(*args, fn, mesh: Mesh):
+    """`vmap(fn)` over the run axis of every argument, one block of runs per device."""
+    spec = PartitionSpec(RUN_AXIS)
+    return jax.shard_map(jax.vmap(fn), mesh=mesh, in_specs=spec, out_specs=spec,
+                         check_vma=False)(*args)
+
+
+class ChunkedRuns:
+    """`n` runs of one `Trainer` (keys and `(n,)`-leaved `HParams`) advanced chunk by chunk.
+
+    `state` is the sharded device state (padded to a multiple of the device count, keys as key
+    data). `start()` initialises it, `restore(host_state)` places a saved one, `advance(k)` runs
+    k updates and returns their `Metrics` as host arrays `(n, k)`, `host_state()` gathers it.
+    """
+
+    def __init__(self, trainer: Trainer, keys, hparams: HParams, *,
+                 mesh: Optional[Mesh] = None):
+        self.trainer = trainer
+        self.runs = place_runs(keys, hparams, mesh=mesh)
+        self.impl = self.runs.impl
+        key = (jax.random.key(0, impl=self.impl) if self.impl is not None
+               else jax.random.PRNGKey(0))
+        abstract = jax.eval_shape(trainer.init, key)
+        self.key_mask = jax.tree.map(_is_key, abstract)
+        # One run's state with keys as data: what a checkpoint of one run holds.
+        self.abstract_state = jax.eval_shape(lambda k: keys_to_data(trainer.init(k)), key)
+        self.state: Any = None
+        self._executables: dict[int, Any] = {}  # chunk length -> compiled program
+        self._init_fn = self._make_init()
+
+    @property
+    def num_runs(self) -> int:
+        return self.runs.num_runs
+
+    @property
+    def updates_done(self) -> int:
+        """Updates done (the same for every run); read from a shard this process holds."""
+        return int(np.asarray(self.state.update.addressable_shards[0].data).reshape(-1)[0])
+
+    def _make_init(self):
+        trainer, impl = self.trainer, self.impl
+
+        def init(key_data, hp):
+            key = key_data if impl is None else jax.random.wrap_key_data(key_data, impl=impl)
+            return keys_to_data(trainer.init(key, hp))
+
+        return init
+
+    def _executable(self, num_updates: int):
+        """The compiled chunk program of `num_updates` updates (compiled on first use)."""
+        if num_updates not in self._executables:
+            trainer, key_mask, impl = self.trainer, self.key_mask, self.impl
+
+            def run(state, hp):
+                state, metrics = trainer.run(keys_from_data(state, key_mask, impl), hp,
+                                             num_updates)
+                return keys_to_data(state), metrics
+
+            self._executables[num_updates] = _per_run.lower(
+                self.state, self.runs.hparams, fn=run, mesh=self.runs.mesh).compile()
+        return self._executables[num_updates]
+
+    def start(self) -> None:
+        """A fresh state from the keys (`Trainer.init` on every run)."""
+        self.state = _per_run(self.runs.key_data, self.runs.hparams, fn=self._init_fn,
+                              mesh=self.runs.mesh)
+
+    def compile(self, num_updates: int) -> None:
+        """Compile the chunk program of `num_updates` now (after `start`/`restore`), e.g. to time
+        the run without compilation."""
+        self._executable(num_updates)
+
+    def advance(self, num_updates: int):
+        """Run `num_updates` updates on every run; returns their `Metrics`, host `(n, k)`."""
+        self.state, metrics = self._executable(num_updates)(self.state, self.runs.hparams)
+        return _finish(metrics, self.num_runs)
+
+    def host_state(self) -> TrainState:
+        """The state of the `n` real runs as host numpy arrays (padding dropped, keys as data)."""
+        return _finish(self.state, self.num_runs)
+
+    def restore(self, host_state: TrainState) -> None:
+        """Place a `host_state()` (e.g. from a checkpoint) on the mesh, padded as at the start."""
+        size = self.runs.key_data.shape[0]
+        self.state = jax.tree.map(lambda x: _place(_pad(np.asarray(x), size), self.runs.mesh),
+                                  host_state)
+
+    def params(self):
+        """Network parameters of every run, host arrays `(n, ...)`."""
+        state = self.host_state()
+        return jax.vmap(self.trainer.params)(state)
+
+
+# --------------------------------------------------------------------------- the host-side loop
+
+
+class StopFlag:
+    """Set by a signal handler (or anything else); the loop stops after the current chunk."""
+
+    def __init__(self):
+        self.signal: Optional[int] = None
+
+    def __bool__(self) -> bool:
+        return self.signal is not None
+
+
+class stop_on_signals:
+    """Context manager: the first SIGINT/SIGTERM sets `flag` (training finishes its chunk, saves
+    and stops); a second one raises `KeyboardInterrupt` at once. Handlers are restored on exit."""
+
+    def __init__(self, flag: StopFlag, signals=None):
+        import signal as _signal
+
+        self.flag = flag
+        self.signals = signals or (_signal.SIGINT, _signal.SIGTERM)
+        self.previous = {}
+
+    def _handle(self, signum, frame):
+        import signal as _signal
+
+        self.flag.signal = signum
+        for sig in self.signals:  # a second signal: stop now
+            _signal.signal(sig, _signal.default_int_handler)
+
+    def __enter__(self):
+        import signal as _signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.signals:
+                self.previous[sig] = _signal.signal(sig, self._handle)
+        return self.flag
+
+    def __exit__(self, *exc):
+        import signal as _signal
+
+        for sig, handler in self.previous.items():
+            _signal.signal(sig, handler)
+        return False
+
+
+class ChunkOutcome(NamedTuple):
+    """How `train_in_chunks` ended."""
+
+    metrics: Any  # Metrics of this call's updates, host (n, updates run here)
+    stopped: bool  # a stop was requested (signal) before the end
+    diverged: Optional[tuple[int, list[int]]]  # (first bad update, runs), None if all finite
+    checkpoint: Optional[str]  # the last checkpoint written, if any
+
+
+def nonfinite_runs(metrics, params) -> Optional[tuple[int, list[int]]]:
+    """`(first bad update in the chunk, bad runs)`, or None when everything is finite.
+
+    A run is bad from its first update with a non-finite loss or gradient norm; a run whose
+    parameters are non-finite with finite metrics counts from the chunk's last update.
+    `metrics` leaves `(n, k)`, `params` leaves `(n, ...)`.
+    """
+    from purejaxppo.train import first_divergence
+
+    bad_at = np.asarray(first_divergence(jax.tree.map(np.asarray, metrics)))
+    n, k = np.asarray(metrics.policy_loss).shape
+    flat = np.concatenate([np.asarray(x).reshape(n, -1) for x in jax.tree.leaves(params)], 1)
+    bad_at = np.where((bad_at < 0) & ~np.all(np.isfinite(flat), axis=1), k - 1, bad_at)
+    runs = [int(i) for i in np.flatnonzero(bad_at >= 0)]
+    return (int(bad_at[runs].min()), runs) if runs else None
+
+
+def train_in_chunks(runs: ChunkedRuns, *, num_updates: int, chunk: int, stop: StopFlag,
+                    run_dir=None, meta: Optional[dict] = None, keep: int = 3,
+                    logs=(), after_chunk=None) -> ChunkOutcome:
+    """Advance `runs` to `num_updates` updates in chunks of `chunk`.
+
+    After each chunk: the metrics go to every `logs` entry (`.append(metrics, first_update)`;
+    the caller passes logs only to the process that writes);
+    non-finite losses, gradient norms or parameters stop the loop *without* saving (the last
+    checkpoint stays the last good one); with `run_dir`, the whole state is gathered and process 0
+    checkpoints it (keeping `keep`); `after_chunk(updates_done)` runs (e.g. a periodic evaluation); a set `stop` flag
+    ends the loop after the checkpoint.
+    """
+    chunks, checkpoint, done = [], None, runs.updates_done
+    while done < num_updates:
+        k = min(chunk, num_updates - done)
+        metrics = runs.advance(k)
+        chunks.append(metrics)
+        for log in logs:
+            log.append(metrics, first_update=done)
+        bad = nonfinite_runs(metrics, _finish(runs.state.learner.params, runs.num_runs))
+        if bad is not None:
+            return ChunkOutcome(_concat(chunks), False, (done + bad[0], bad[1]), checkpoint)
+        done += k
+        if after_chunk is not None:
+            after_chunk(done)
+        state = runs.host_state() if run_dir is not None else None  # collective across processes
+        if state is not None and jax.process_index() == 0:
+            from purejaxppo.checkpoint import save_checkpoint
+
+            checkpoint = str(save_checkpoint(run_dir, state, {**(meta or {}), "update": done},
+                                             keep=keep))
+        if stop and done < num_updates:
+            return ChunkOutcome(_concat(chunks), True, None, checkpoint)
+    return ChunkOutcome(_concat(chunks), False, None, checkpoint)
+
+
+def _concat(chunks):
+    if not chunks:
+        return None
+    return jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *chunks)

@@ -9,6 +9,7 @@ import math
 import os
 import sys
 import time
+from typing import Any, NamedTuple, Optional
 
 from purejaxppo.config import ConfigError, PPOConfig, validate_config
 
@@ -156,9 +157,20 @@ def _check_run_dir(args) -> None:
         raise ConfigError(f"--checkpoint-dir {new}: exists and is not a directory")
 
 
-def _resume_setup(args):
-    """`(config, grid, num_seeds, seed, checkpoint path, meta)` of `--resume DIR`; ConfigError
-    when a config field given on the command line differs from the saved run's."""
+class Resume(NamedTuple):
+    """What `--resume DIR` continues: the saved run's config, grid, seeds and newest checkpoint."""
+
+    config: PPOConfig
+    grid: Any  # HParams with (n_settings,) leaves
+    num_seeds: int
+    seed: int
+    path: Any  # the checkpoint directory
+    meta: dict
+
+
+def _resume_setup(args) -> Resume:
+    """The `Resume` of `--resume DIR`; ConfigError when a config field given on the command line
+    differs from the saved run's."""
     from purejaxppo.checkpoint import (CheckpointError, config_from_dict, latest_checkpoint,
                                        read_meta)
     from purejaxppo.sweeps import stack_hparams
@@ -178,10 +190,10 @@ def _resume_setup(args):
     if differ:
         raise ConfigError(f"--resume {args.resume}: the command line changes the saved run's "
                           f"config ({'; '.join(differ)}); a resumed run keeps its config")
-    return config, grid, num_seeds, seed, path, meta
+    return Resume(config, grid, num_seeds, seed, path, meta)
 
 
-def _timed_sweep(config, args, grid, *, label: str, show: bool, resume=None):
+def _timed_sweep(config, args, grid, *, label: str, show: bool, resume: Optional[Resume] = None):
     """Train `grid` x `--num-seeds` seeds over every device in compiled chunks, with a progress
     bar (drawn where `show`, unless `--no-progress`), metric logs and checkpoints in the run
     directory (`--checkpoint-dir` / `--resume`), and Ctrl-C / SIGTERM finishing the current
@@ -198,7 +210,7 @@ def _timed_sweep(config, args, grid, *, label: str, show: bool, resume=None):
     from purejaxppo.train import TrainResult, make_trainer
 
     validate_config(config)  # before the sizes below divide by it
-    num_seeds, seed = (resume[2], resume[3]) if resume else (args.num_seeds, args.seed)
+    num_seeds, seed = (resume.num_seeds, resume.seed) if resume else (args.num_seeds, args.seed)
     mesh = run_mesh()
     every = progress_every(config.num_updates)
     total = num_settings(grid) * num_seeds
@@ -215,7 +227,7 @@ def _timed_sweep(config, args, grid, *, label: str, show: bool, resume=None):
     runs = ChunkedRuns(trainer, flat_keys, flat_hparams, mesh=mesh)
     run_dir = args.resume if resume else getattr(args, "checkpoint_dir", None)
     if resume:
-        runs.restore(load_checkpoint(resume[4], runs.abstract_state, runs.num_runs))
+        runs.restore(load_checkpoint(resume.path, runs.abstract_state, runs.num_runs))
     else:
         runs.start()
     done = runs.updates_done
@@ -318,9 +330,10 @@ def _all_metrics(run_dir, done: int, new):
     if not done:
         return new
     old = read_metrics(run_dir)
-    before = Metrics(**{f: np.asarray(old[f])[:, :done].astype(np.asarray(getattr(new, f)).dtype)
-                        for f in Metrics._fields})
-    return Metrics(*(np.concatenate([a, b], axis=1) for a, b in zip(before, new)))
+    before = Metrics(**{f: np.asarray(old[f])[:, :done] for f in Metrics._fields})
+    if new is None:  # resumed a run that had already finished
+        return before
+    return Metrics(*(np.concatenate([a.astype(b.dtype), b], axis=1) for a, b in zip(before, new)))
 
 
 def _report_early_end(outcome, run_dir, runs, args) -> None:
@@ -354,13 +367,13 @@ def run_train(args) -> dict:
     check_run_options(args)
     _check_run_dir(args)
     resume = _resume_setup(args) if args.resume else None
-    config = resume[0] if resume else build_config(args)
-    grid = resume[1] if resume else stack_hparams([config.hparams()])
+    config = resume.config if resume else build_config(args)
+    grid = resume.grid if resume else stack_hparams([config.hparams()])
     result, compile_s, run_s, updates_run = _timed_sweep(config, args, grid,
                                                          label=config.env_name, show=True,
                                                          resume=resume)
     if resume:
-        args.num_seeds, args.seed = resume[2], resume[3]
+        args.num_seeds, args.seed = resume.num_seeds, resume.seed
     result = jax.tree.map(lambda x: x[0], result)  # the single setting: (num_seeds, ...)
     final = final_return(result.metrics, window=args.final_window)  # NaN: no episode finished
     finished = final[~np.isnan(final)]
@@ -435,14 +448,14 @@ def run_sweep(args) -> dict:
     resume = _resume_setup(args) if args.resume else None
     if resume and args.grid:
         raise ConfigError("--resume continues the saved grid: do not give --grid")
-    config = resume[0] if resume else build_config(args)
-    grid = resume[1] if resume else hparam_grid(config, **parse_grid(args.grid))
+    config = resume.config if resume else build_config(args)
+    grid = resume.grid if resume else hparam_grid(config, **parse_grid(args.grid))
     settings = num_settings(grid)
     result, compile_s, run_s, updates_run = _timed_sweep(
         config, args, grid, label=f"{config.env_name} sweep", show=is_main_process(),
         resume=resume)
     if resume:
-        args.num_seeds, args.seed = resume[2], resume[3]
+        args.num_seeds, args.seed = resume.num_seeds, resume.seed
     runs = padded_size(settings * args.num_seeds, jax.device_count())
     rows = sweep_table(result, window=args.final_window)
     info = process_info()

@@ -93,6 +93,9 @@ def test_checkpoints_logs_and_config_are_written(finished_run):
     rows = [json.loads(line) for line in (finished_run / "metrics.jsonl").read_text().splitlines()]
     assert [(r["run"], r["update"]) for r in rows] == [(r, u) for u in range(8) for r in range(2)]
     assert json.loads((finished_run / "config.json").read_text())["hidden_sizes"] == [16, 16]
+    before = (finished_run / "metrics.jsonl").read_text()
+    assert main(["train", "--resume", str(finished_run), "--no-progress"]) == 0  # nothing left
+    assert (finished_run / "metrics.jsonl").read_text() == before
 
 
 def test_keep_keeps_the_newest(tmp_path):

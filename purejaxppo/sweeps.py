@@ -45,12 +45,15 @@ class SweepResult(NamedTuple):
       `hparams_at(result.hparams, i)`).
     obs_stats: final observation-normalisation statistics (`RunningStats`, leaves
       `(n_settings, n_seeds, ...)`), needed to run the policy; None without `normalize_obs`.
+    diverged_at: `(n_settings, n_seeds)` first update with non-finite losses, -1 if none (None
+      where the runner checks this itself, as the CLI does after every chunk).
     """
 
     params: Any
     metrics: Metrics
     hparams: HParams
     obs_stats: Any = None
+    diverged_at: Any = None
 
 
 class SweepRow(NamedTuple):
@@ -310,9 +313,10 @@ def _flatten_sweep(keys, grid: HParams):
 
 def _sweep_result(out, grid: HParams, num_seeds: int) -> SweepResult:
     s = num_settings(grid)
-    params, metrics, obs_stats = jax.tree.map(lambda x: x.reshape((s, num_seeds, *x.shape[1:])),
-                                              (out.params, out.metrics, out.obs_stats))
-    return SweepResult(params, metrics, grid, obs_stats)
+    params, metrics, obs_stats, diverged_at = jax.tree.map(
+        lambda x: x.reshape((s, num_seeds, *x.shape[1:])),
+        (out.params, out.metrics, out.obs_stats, out.diverged_at))
+    return SweepResult(params, metrics, grid, obs_stats, diverged_at)
 
 
 def sweep(train, keys, grid: HParams, *, mesh: Optional[Mesh] = None) -> SweepResult:

@@ -142,6 +142,7 @@ def test_sweep_shapes_and_hparams(result, grid):
     assert all(np.shape(leaf) == (s, k, u) for leaf in result.metrics)
     assert all(leaf.shape[:2] == (s, k) for leaf in jax.tree.leaves(result.params))
     assert all(np.shape(leaf) == (s,) for leaf in jax.tree.leaves(result.hparams))
+    np.testing.assert_array_equal(result.diverged_at, np.full((s, k), -1))
     for i in range(s):
         assert hparams_at(result.hparams, i) == hparams_at(grid, i)
 

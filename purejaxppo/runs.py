@@ -13,6 +13,8 @@ that is what checkpoints store, and `key_impl` turns them back into typed keys.
 from __future__ import annotations
 
 import functools
+import signal
+import threading
 from typing import Any, NamedTuple, Optional
 
 import jax
@@ -130,11 +132,6 @@ class ChunkedRuns:
         self.state = jax.tree.map(lambda x: _place(_pad(np.asarray(x), size), self.runs.mesh),
                                   host_state)
 
-    def params(self):
-        """Network parameters of every run, host arrays `(n, ...)`."""
-        state = self.host_state()
-        return jax.vmap(self.trainer.params)(state)
-
 
 # --------------------------------------------------------------------------- the host-side loop
 
@@ -153,34 +150,25 @@ class stop_on_signals:
     """Context manager: the first SIGINT/SIGTERM sets `flag` (training finishes its chunk, saves
     and stops); a second one raises `KeyboardInterrupt` at once. Handlers are restored on exit."""
 
-    def __init__(self, flag: StopFlag, signals=None):
-        import signal as _signal
-
+    def __init__(self, flag: StopFlag, signals=(signal.SIGINT, signal.SIGTERM)):
         self.flag = flag
-        self.signals = signals or (_signal.SIGINT, _signal.SIGTERM)
+        self.signals = signals
         self.previous = {}
 
     def _handle(self, signum, frame):
-        import signal as _signal
-
         self.flag.signal = signum
         for sig in self.signals:  # a second signal: stop now
-            _signal.signal(sig, _signal.default_int_handler)
+            signal.signal(sig, signal.default_int_handler)
 
     def __enter__(self):
-        import signal as _signal
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is threading.main_thread():  # signals: main thread only
             for sig in self.signals:
-                self.previous[sig] = _signal.signal(sig, self._handle)
+                self.previous[sig] = signal.signal(sig, self._handle)
         return self.flag
 
     def __exit__(self, *exc):
-        import signal as _signal
-
         for sig, handler in self.previous.items():
-            _signal.signal(sig, handler)
+            signal.signal(sig, handler)
         return False
 
 

@@ -271,17 +271,13 @@ def _periodic_eval(args, runs, run_dir):
     every = getattr(args, "eval_every", None)
     if not every:
         return None
-    import functools
-
     import jax
     import numpy as np
 
-    from purejaxppo.evaluate import evaluate
+    from purejaxppo.evaluate import make_evaluator
 
     trainer = runs.trainer
-    play = jax.jit(jax.vmap(functools.partial(
-        evaluate, trainer.network, trainer.spec, trainer.config,
-        num_episodes=args.eval_episodes, deterministic=True)))
+    play = make_evaluator(trainer, num_episodes=args.eval_episodes, deterministic=True)
     last = {"due": runs.updates_done // every}
 
     def hook(done: int) -> None:
@@ -507,12 +503,10 @@ def load_checkpoint_policy(run_dir):
 def run_eval(args) -> dict:
     """Evaluate every run's policy of the newest checkpoint in RUN_DIR: `--episodes` episodes
     each (mode or sampled actions, observation statistics frozen), optionally a GIF."""
-    import functools
-
     import jax
     import numpy as np
 
-    from purejaxppo.evaluate import evaluate
+    from purejaxppo.evaluate import make_evaluator
 
     if args.episodes < 1:
         raise ConfigError(f"--episodes: must be >= 1, got {args.episodes}")
@@ -520,11 +514,11 @@ def run_eval(args) -> dict:
         _check_output_path(f"--{option}", getattr(args, option))
     trainer, policy, meta, path = load_checkpoint_policy(args.run_dir)
     config, spec = trainer.config, trainer.spec
-    play = functools.partial(evaluate, trainer.network, spec, config, num_episodes=args.episodes,
-                             deterministic=args.deterministic, record=bool(args.gif))
+    play = make_evaluator(trainer, num_episodes=args.episodes, deterministic=args.deterministic,
+                          record=bool(args.gif))
     num_runs = int(meta["num_runs"])
     keys = jax.random.split(jax.random.key(args.seed), num_runs)
-    out = jax.jit(jax.vmap(play))(policy.params, policy.obs_stats, keys)
+    out = play(policy.params, policy.obs_stats, keys)
     returns = np.asarray(out.returns)
     mode = "deterministic (mode)" if args.deterministic else "sampled actions"
     print(f"{config.env_name}, {path} (update {meta['update']}), {args.episodes} episodes per "

@@ -64,3 +64,13 @@ def evaluate(network: ActorCritic, spec: EnvSpec, config, params, obs_stats, key
              jnp.zeros((num_episodes,), jnp.int32), key)
     (_, _, _, returns, lengths, _), states = jax.lax.scan(step, carry, None, length=max_steps)
     return EvalResult(returns, lengths, states)
+
+
+def make_evaluator(trainer, *, num_episodes: int, deterministic: bool, record: bool = False):
+    """`jit(vmap(evaluate))` for the runs of `trainer` (a `train.Trainer`):
+    `(params, obs_stats, keys)`, each with a leading run axis, -> `EvalResult` per run."""
+    def one(params, obs_stats, key):
+        return evaluate(trainer.network, trainer.spec, trainer.config, params, obs_stats, key,
+                        num_episodes=num_episodes, deterministic=deterministic, record=record)
+
+    return jax.jit(jax.vmap(one))

@@ -19,10 +19,10 @@ from typing import Any, NamedTuple, Optional
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, PartitionSpec
+from jax.sharding import Mesh
 
 from purejaxppo.config import HParams
-from purejaxppo.sweeps import RUN_AXIS, _finish, _pad, _place, place_runs
+from purejaxppo.sweeps import _finish, _pad, _place, place_runs, shard_runs
 from purejaxppo.train import Trainer, TrainState
 
 
@@ -46,10 +46,8 @@ def keys_from_data(tree, key_mask, impl):
 
 @functools.partial(jax.jit, static_argnames=("fn", "mesh"))
 def _per_run(*args, fn, mesh: Mesh):
-    """`vmap(fn)` over the run axis of every argument, one block of runs per device."""
-    spec = PartitionSpec(RUN_AXIS)
-    return jax.shard_map(jax.vmap(fn), mesh=mesh, in_specs=spec, out_specs=spec,
-                         check_vma=False)(*args)
+    """`sweeps.shard_runs(fn, mesh)` applied to `args`, jitted (`fn` and `mesh` static)."""
+    return shard_runs(fn, mesh)(*args)
 
 
 class ChunkedRuns:

@@ -209,6 +209,16 @@ def _split_keys(keys) -> tuple[np.ndarray, Any]:
     return data, None
 
 
+def shard_runs(fn, mesh: Mesh):
+    """`vmap(fn)` over the leading (run) axis of every argument, as a `shard_map` over `mesh`:
+    each device runs its own block of runs, with no communication."""
+    spec = PartitionSpec(RUN_AXIS)
+    # check_vma=False: train's scans start from constant carries (zeros) that become
+    # device-varying; there are no collectives, so the check has nothing to protect here.
+    return jax.shard_map(jax.vmap(fn), mesh=mesh, in_specs=spec, out_specs=spec,
+                         check_vma=False)
+
+
 @functools.partial(jax.jit, static_argnames=("train", "impl", "mesh"))
 def _train_flat(key_data, hparams, *, train, impl, mesh: Mesh):
     """`vmap(train)` over the flat run axis, one block of runs per device.
@@ -223,12 +233,7 @@ def _train_flat(key_data, hparams, *, train, impl, mesh: Mesh):
         key = data if impl is None else jax.random.wrap_key_data(data, impl=impl)
         return train(key, hp)
 
-    spec = PartitionSpec(RUN_AXIS)
-    # check_vma=False: train's scans start from constant carries (zeros) that become
-    # device-varying; there are no collectives, so the check has nothing to protect here.
-    per_device = jax.shard_map(jax.vmap(one), mesh=mesh, in_specs=spec, out_specs=spec,
-                               check_vma=False)
-    return per_device(key_data, hparams)
+    return shard_runs(one, mesh)(key_data, hparams)
 
 
 # ----------------------------------------------------------------------------- running

@@ -14,7 +14,7 @@ import json
 import os
 import pathlib
 import shutil
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -41,12 +41,6 @@ def config_from_dict(values: dict) -> PPOConfig:
     if unknown:
         raise CheckpointError(f"saved config has fields this purejaxppo does not know: {unknown}")
     return PPOConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-
-
-def config_differences(saved: PPOConfig, current: PPOConfig) -> list[str]:
-    """`field: saved -> current` for every field that differs."""
-    a, b = config_to_dict(saved), config_to_dict(current)
-    return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if a[k] != b[k]]
 
 
 def _leaves(tree) -> tuple[list[str], list[Any]]:
@@ -216,13 +210,3 @@ def policy_from_checkpoint(path, trainer, abstract_state, num_runs: int) -> Save
 
 def save_json(path, data: Any) -> None:
     pathlib.Path(path).write_text(json.dumps(data, indent=1))
-
-
-def load_run_config(run_dir) -> Optional[PPOConfig]:
-    file = pathlib.Path(run_dir) / "config.json"
-    if not file.is_file():
-        return None
-    try:
-        return config_from_dict(json.loads(file.read_text()))
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{file}: corrupt ({err})") from None

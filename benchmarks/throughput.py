@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -37,7 +38,7 @@ import jax.numpy as jnp
 from purejaxppo.cli import build_config
 from purejaxppo.config import ConfigError, PPOConfig
 from purejaxppo.envs import make_env
-from purejaxppo.networks import init_params
+from purejaxppo.networks import init_params, initial_carry, policy_step
 from purejaxppo.rollout import collect_rollout, reset_envs
 from purejaxppo.train import make_network, make_train
 
@@ -60,10 +61,11 @@ def make_ceiling(config: PPOConfig):
     def ceiling(key):
         init_key, env_key = jax.random.split(key)
         params = init_params(network, init_key, spec.obs_shape)
-        runner = reset_envs(spec.env, spec.env_params, env_key, config.num_envs)
+        runner = reset_envs(spec.env, spec.env_params, env_key, config.num_envs,
+                            initial_carry(network, config.num_envs))
 
         def iteration(runner, _):
-            runner, traj = collect_rollout(runner, params, network.apply, spec.env,
+            runner, traj = collect_rollout(runner, params, functools.partial(policy_step, network), spec.env,
                                            spec.env_params, config.num_steps,
                                            config.rollout_unroll)
             return runner, jax.tree.map(lambda x: x.astype(jnp.float32).sum(), traj)

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any, NamedTuple, Optional
 
-from purejaxppo.config import ConfigError, PPOConfig, validate_config
+from purejaxppo.config import HPARAM_FIELDS, ConfigError, PPOConfig, validate_config
 
 _FIELDS = {f.name: f for f in dataclasses.fields(PPOConfig)}
 
@@ -398,7 +398,6 @@ def run_train(args) -> dict:
 
 def parse_grid(texts) -> dict[str, list[float]]:
     """Parse repeated `--grid field=v1,v2,...` into `hparam_grid` keywords (in the order given)."""
-    from purejaxppo.config import HPARAM_FIELDS
 
     grid: dict[str, list[float]] = {}
     for text in texts:
@@ -625,8 +624,7 @@ def make_parser() -> argparse.ArgumentParser:
     _add_run_options(w, default_seeds=4)
     w.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2,...",
                    help="hyperparameter values to sweep, e.g. --grid learning_rate=1e-4,3e-4 "
-                   "--grid ent_coef=0,0.01 (fields: learning_rate, gamma, gae_lambda, clip_eps, "
-                   "vf_clip_eps, vf_coef, ent_coef, max_grad_norm)")
+                   f"--grid ent_coef=0,0.01 (fields: {', '.join(HPARAM_FIELDS)})")
     w.add_argument("--npz", default=None,
                    help="write the per-update metrics and hyperparameters of every run here")
     w.add_argument("--coordinator", default=None, metavar="HOST:PORT",

@@ -34,6 +34,9 @@ class HParams:
     vf_coef: Any
     ent_coef: Any
     max_grad_norm: Any
+    kl_coef: Any  # initial β of the KL penalty (policy_objective with "kl_penalty")
+    kl_target: Any  # the KL the adaptive β aims at
+    target_kl: Any  # early stopping: stop an update's epochs once approx-KL exceeds it; 0 = off
 
 
 HPARAM_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(HParams))
@@ -63,6 +66,15 @@ class PPOConfig:
     vf_coef: float = 0.5
     ent_coef: float = 0.01
     max_grad_norm: float = 0.5
+    kl_coef: float = 1.0
+    kl_target: float = 0.01
+    target_kl: float = 0.0
+    # The policy objective (loss.py): "clip" (PPO-Clip), "kl_penalty" (PPO-Penalty: r·A − β·KL) or
+    # "clip+kl_penalty" (both terms); β adapts after each update by `kl_adaptation`: "paper"
+    # (×2 / ÷2 outside [kl_target/1.5, 1.5·kl_target]), "rllib" (×1.5 / ×0.5 outside
+    # [0.5, 2]·kl_target) or "fixed".
+    policy_objective: str = "clip"
+    kl_adaptation: str = "paper"
     # Static switches.
     anneal_lr: bool = True
     clip_value: bool = True
@@ -79,6 +91,9 @@ class PPOConfig:
     # the bounds, "squash" maps it through tanh into them (TanhGaussian). log-std starts here.
     action_bounds: str = "clip"
     log_std_init: float = 0.0
+    # Recurrent PPO: a GRU core of this many units between torso and heads (0: feed-forward).
+    # Minibatches are then whole num_steps sequences of num_envs / num_minibatches environments.
+    gru_size: int = 0
     # Normalisation (normalize.py), statistics carried in the train state, per run.
     normalize_obs: bool = False
     obs_clip: float = 10.0
@@ -129,8 +144,11 @@ class PPOConfig:
 _POSITIVE_INTS = ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches",
                   "rollout_unroll", "update_unroll")
 _ACTIVATIONS = ("tanh", "relu")
+POLICY_OBJECTIVES = ("clip", "kl_penalty", "clip+kl_penalty")
+KL_ADAPTATIONS = ("paper", "rllib", "fixed")
 _CHOICES = {"activation": _ACTIVATIONS, "network": ("auto", "mlp", "cnn"),
-            "action_bounds": ("clip", "squash"), "fast_paths": ("auto", "on", "off")}
+            "action_bounds": ("clip", "squash"), "fast_paths": ("auto", "on", "off"),
+            "policy_objective": POLICY_OBJECTIVES, "kl_adaptation": KL_ADAPTATIONS}
 _BOOLS = ("anneal_lr", "clip_value", "normalize_advantages", "shared_trunk", "normalize_obs",
           "normalize_reward")
 _POSITIVE_SIZE_TUPLES = ("hidden_sizes", "conv_channels")
@@ -200,6 +218,9 @@ def validate_hparams(hp: HParams, where: str = "PPOConfig", *, scalar: bool = Fa
     check("vf_coef", lambda v: v >= 0, ">= 0")
     check("ent_coef", lambda v: v >= 0, ">= 0")
     check("max_grad_norm", lambda v: v > 0, "> 0")
+    check("kl_coef", lambda v: v > 0, "> 0")
+    check("kl_target", lambda v: v > 0, "> 0")
+    check("target_kl", lambda v: v >= 0, ">= 0 (0: no early stopping)")
 
 
 def validate_config(config: PPOConfig) -> None:
@@ -212,6 +233,12 @@ def validate_config(config: PPOConfig) -> None:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             _fail(name, f"must be a positive integer, got {value!r}")
+    if isinstance(config.gru_size, bool) or not isinstance(config.gru_size, int) or config.gru_size < 0:
+        _fail("gru_size", f"must be an integer >= 0 (0: no GRU), got {config.gru_size!r}")
+    if config.gru_size and config.num_envs % config.num_minibatches:
+        _fail("num_minibatches", f"a recurrent policy (gru_size > 0) trains on whole sequences: "
+              f"num_envs = {config.num_envs} must divide into {config.num_minibatches} "
+              f"minibatches of environments")
     if config.batch_size % config.num_minibatches:
         _fail("num_minibatches", f"num_envs * num_steps = {config.batch_size} does not divide into "
               f"{config.num_minibatches} minibatches")

@@ -140,3 +140,12 @@ class TanhGaussian(NamedTuple):
 
 
 Distribution = Categorical | DiagGaussian | TanhGaussian
+
+
+def per_sample(dist: Distribution) -> Distribution:
+    """`dist` with every leaf broadcast to the batch shape `(B, k)` of its first leaf (the logits
+    or the mean), e.g. a Gaussian's shared `log_std (D,)` and bounds to `(B, D)`. The result can be
+    stored per rollout step and flattened or indexed along `B` like any per-sample array, and
+    then still behaves as the same distribution."""
+    batch = dist[0].shape[:-1]
+    return jax.tree.map(lambda x: jnp.broadcast_to(x, (*batch, x.shape[-1])), dist)

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from purejaxppo.envs import EnvSpec
-from purejaxppo.networks import ActorCritic
+from purejaxppo.networks import ActorCritic, initial_carry, policy_step
 from purejaxppo.train import observe
 
 DEFAULT_MAX_STEPS = 1000  # for environments whose params name no episode limit
@@ -33,7 +33,8 @@ def evaluate(network: ActorCritic, spec: EnvSpec, config, params, obs_stats, key
              max_steps: int | None = None) -> EvalResult:
     """Play `num_episodes` episodes of the policy `params` (one run; vmap for several).
 
-    Each of `num_episodes` environments counts only its first episode (later steps are masked).
+    Each of `num_episodes` environments counts only its first episode (later steps are masked),
+    so a recurrent policy's hidden state needs no reset.
     With `record`, the env states of environment 0 before each step are returned, for rendering
     its episode (`lengths[0]` frames are meaningful). Pure and jittable; `num_episodes`,
     `deterministic`, `record` and `max_steps` are static.
@@ -45,9 +46,9 @@ def evaluate(network: ActorCritic, spec: EnvSpec, config, params, obs_stats, key
     zeros = jnp.zeros((num_episodes,), jnp.float32)
 
     def step(carry, _):
-        env_state, obs, done, returns, lengths, key = carry
+        env_state, obs, hidden, done, returns, lengths, key = carry
         key, action_key, step_key = jax.random.split(key, 3)
-        dist, _ = network.apply(params, observe(obs, obs_stats, config))
+        dist, _, hidden = policy_step(network, params, observe(obs, obs_stats, config), hidden)
         actions = dist.mode() if deterministic else dist.sample(action_key)
         obs_next, state_next, rewards, terminated, truncated, _ = jax.vmap(
             spec.env.step, in_axes=(0, 0, 0, None))(
@@ -58,11 +59,11 @@ def evaluate(network: ActorCritic, spec: EnvSpec, config, params, obs_stats, key
         lengths = lengths + active.astype(jnp.int32)
         done = done | terminated | truncated
         recorded = jax.tree.map(lambda x: x[0], env_state) if record else None
-        return (state_next, obs_next, done, returns, lengths, key), recorded
+        return (state_next, obs_next, hidden, done, returns, lengths, key), recorded
 
-    carry = (env_state, obs, jnp.zeros((num_episodes,), bool), zeros,
-             jnp.zeros((num_episodes,), jnp.int32), key)
-    (_, _, _, returns, lengths, _), states = jax.lax.scan(step, carry, None, length=max_steps)
+    carry = (env_state, obs, initial_carry(network, num_episodes),
+             jnp.zeros((num_episodes,), bool), zeros, jnp.zeros((num_episodes,), jnp.int32), key)
+    (_, _, _, _, returns, lengths, _), states = jax.lax.scan(step, carry, None, length=max_steps)
     return EvalResult(returns, lengths, states)
 
 

@@ -14,6 +14,7 @@ class Metrics(NamedTuple):
 
     episode_return / episode_length: mean over the episodes that *finished* during the update's
     rollout; NaN for an update in which no episode finished (unfinished episodes never count).
+    Loss diagnostics are means over the minibatch steps the update took.
     """
 
     episode_return: jax.Array
@@ -22,11 +23,15 @@ class Metrics(NamedTuple):
     policy_loss: jax.Array
     value_loss: jax.Array
     entropy: jax.Array
-    approx_kl: jax.Array
+    approx_kl: jax.Array  # sample estimate of KL(π_old || π_θ), mean over minibatch steps
+    kl: jax.Array  # exact KL(π_old || π_θ) from the distributions, same steps
     clip_fraction: jax.Array
     explained_variance: jax.Array
     grad_norm: jax.Array
     learning_rate: jax.Array
+    kl_coef: jax.Array  # β of the KL penalty used by this update (policy_objective)
+    epochs: jax.Array  # epochs taken (fewer than update_epochs when target_kl stopped it)
+    minibatch_steps: jax.Array  # gradient steps taken
 
 
 def finished_episodes(episode_return, episode_length, done):

@@ -10,6 +10,12 @@ stored action into the environment's bounds. Parameter names are fixed and expli
     policy_head/{kernel,bias}          policy_head/{kernel,bias}
     value_head/{kernel,bias}           value_head/{kernel,bias}
     log_std (Box actions only)         log_std (Box actions only)
+    actor_core/..., critic_core/...    core/...            (gru_size > 0 only)
+
+A recurrent network (`gru_size > 0`) puts a GRU core between torso and heads and is called on
+sequences: `apply(params, obs (T, B, ...), carry (B, C), resets (T, B)) -> (distribution,
+value (T·B,), carry (B, C))`, outputs flattened time-major. `policy_step` calls either kind for one
+step of B environments.
 """
 
 from __future__ import annotations
@@ -121,6 +127,32 @@ class CNN(nn.Module):
         return MLP(self.hidden_sizes, self.activation, self.fast, name="MLP_0")(x)
 
 
+class _ResettingGRUCell(nn.Module):
+    """flax's `GRUCell` whose carry is first reset to zeros (its initial value) where `reset`."""
+
+    size: int
+
+    @nn.compact
+    def __call__(self, carry, inputs):
+        x, reset = inputs
+        carry = jnp.where(reset[:, None], jnp.zeros_like(carry), carry)
+        return nn.GRUCell(self.size, name="cell")(carry, x)
+
+
+class GRUCore(nn.Module):
+    """A GRU scanned over time: `(carry (B, H), x (T, B, F), resets (T, B)) -> (carry (B, H),
+    outputs (T, B, H))`. The hidden state is reset to zeros before step t where `resets[t]`
+    (an episode starts there), so a sequence with a reset equals two separate sequences."""
+
+    size: int
+
+    @nn.compact
+    def __call__(self, carry, x, resets):
+        scan = nn.scan(_ResettingGRUCell, variable_broadcast="params",
+                       split_rngs={"params": False}, in_axes=0, out_axes=0)
+        return scan(self.size, name="gru")(carry, (x, resets))
+
+
 class ActorCritic(nn.Module):
     """Maps observations `(B, *obs_shape)` to `(distribution, value (B,))`.
 
@@ -140,6 +172,7 @@ class ActorCritic(nn.Module):
     squash: bool = False
     log_std_init: float = 0.0
     fast: bool = False
+    gru_size: int = 0
 
     def _torso(self, name: str) -> nn.Module:
         if self.torso == "cnn":
@@ -147,7 +180,10 @@ class ActorCritic(nn.Module):
         return MLP(self.hidden_sizes, self.activation, self.fast, name=name)
 
     @nn.compact
-    def __call__(self, obs):
+    def __call__(self, obs, carry=None, resets=None):
+        if self.gru_size:
+            num_steps, batch = obs.shape[:2]
+            obs = obs.reshape((num_steps * batch, *obs.shape[2:]))
         if self.obs_categories:
             x = jax.nn.one_hot(obs, self.obs_categories, dtype=jnp.float32)
         else:
@@ -157,6 +193,23 @@ class ActorCritic(nn.Module):
         else:
             actor_features = self._torso("actor_torso")(x)
             critic_features = self._torso("critic_torso")(x)
+        if self.gru_size:
+            def core(name, features, carry):
+                carry, out = GRUCore(self.gru_size, name=name)(
+                    carry, features.reshape((num_steps, batch, -1)), resets)
+                return out.reshape((num_steps * batch, self.gru_size)), carry
+            if self.shared_torso:
+                actor_features, carry = core("core", actor_features, carry)
+                critic_features = actor_features
+            else:
+                actor_carry, critic_carry = jnp.split(carry, 2, axis=-1)
+                actor_features, actor_carry = core("actor_core", actor_features, actor_carry)
+                critic_features, critic_carry = core("critic_core", critic_features, critic_carry)
+                carry = jnp.concatenate([actor_carry, critic_carry], axis=-1)
+            return (*self._heads(actor_features, critic_features), carry)
+        return self._heads(actor_features, critic_features)
+
+    def _heads(self, actor_features, critic_features):
         value = _dense(1, 1.0, self.fast, name="value_head")(critic_features)[:, 0]
         space = self.action_space
         if space.discrete:
@@ -169,6 +222,27 @@ class ActorCritic(nn.Module):
         high = jnp.asarray(space.high, jnp.float32)
         dist_type = TanhGaussian if self.squash else DiagGaussian
         return dist_type(mean, log_std, low, high), value
+
+
+def carry_size(network: ActorCritic) -> int:
+    """Width of the recurrent state: one GRU per tower (`2·gru_size`, or `gru_size` with a
+    shared torso); 0 for a feed-forward network."""
+    return network.gru_size * (1 if network.shared_torso else 2)
+
+
+def initial_carry(network: ActorCritic, batch: int):
+    """The hidden state an episode starts from, `(batch, carry_size)` zeros; None if
+    feed-forward."""
+    return jnp.zeros((batch, carry_size(network)), jnp.float32) if network.gru_size else None
+
+
+def policy_step(network: ActorCritic, params, obs, carry):
+    """One step of `B` environments: `obs (B, ...)` and `carry` (None if feed-forward) ->
+    `(distribution, value (B,), carry)`. Resets are the caller's: pass the initial carry for
+    environments whose episode starts at `obs`."""
+    if not network.gru_size:
+        return (*network.apply(params, obs), None)
+    return network.apply(params, obs[None], carry, jnp.zeros((1, obs.shape[0]), bool))
 
 
 def network_kind(config: PPOConfig, spec: EnvSpec) -> str:
@@ -189,7 +263,8 @@ def make_network(config: PPOConfig, spec: EnvSpec) -> ActorCritic:
     return ActorCritic(spec.action_space, network_kind(config, spec), config.hidden_sizes,
                        config.activation, config.shared_trunk, config.conv_channels,
                        spec.obs_categories, config.action_bounds == "squash",
-                       config.log_std_init, fast_paths_enabled(config.fast_paths))
+                       config.log_std_init, fast_paths_enabled(config.fast_paths),
+                       config.gru_size)
 
 
 def init_params(network: ActorCritic, key: jax.Array, obs_shape: tuple[int, ...]):
@@ -203,6 +278,9 @@ def init_params(network: ActorCritic, key: jax.Array, obs_shape: tuple[int, ...]
 
     @jax.custom_batching.sequential_vmap
     def init(k):
+        if network.gru_size:
+            return network.init(k, jnp.zeros((1, 1, *obs_shape), dtype), initial_carry(network, 1),
+                                jnp.zeros((1, 1), bool))
         return network.init(k, jnp.zeros((1, *obs_shape), dtype))
 
     return init(key)

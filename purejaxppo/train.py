@@ -20,19 +20,21 @@ from purejaxppo.envs import EnvSpec, check_config_for_env, make_env
 from purejaxppo.fast_paths import fast_paths_enabled, flatten_params
 from purejaxppo.gae import compute_gae
 from purejaxppo.metrics import Metrics, explained_variance, finished_episodes
-from purejaxppo.networks import ActorCritic, init_params, make_network
+from purejaxppo.networks import (ActorCritic, init_params, initial_carry, make_network,
+                                 policy_step)
 from purejaxppo.normalize import (RewardScaler, RunningStats, init_reward_scaler, init_stats,
                                   normalize_obs, scale_rewards, update_stats)
 from purejaxppo.progress import emit_progress
 from purejaxppo.rollout import EnvRunner, collect_rollout, reset_envs
-from purejaxppo.update import Batch, Learner, learning_rate_at, make_optimizer, update_policy
+from purejaxppo.update import (Batch, Learner, batch_policy, learning_rate_at, make_optimizer,
+                               update_policy)
 
 
 class TrainState(NamedTuple):
     """Everything training needs to continue exactly (a pytree; leading axes when vmapped)."""
 
-    learner: Learner  # parameters (one flat vector with fast_paths) and Adam state
-    runner: EnvRunner  # env states, last observations, running episode stats, PRNG key
+    learner: Learner  # parameters (one flat vector with fast_paths), Adam state, KL penalty's β
+    runner: EnvRunner  # env states, last observations, episode stats, PRNG key, GRU state
     obs_stats: Optional[RunningStats]  # None unless config.normalize_obs
     reward_scaler: Optional[RewardScaler]  # None unless config.normalize_reward
     update: jax.Array  # updates done so far (int32): LR annealing continues from here
@@ -71,14 +73,17 @@ def ppo_iteration(state: TrainState, step, *, config: PPOConfig, spec: EnvSpec,
     """
     update_idx = state.update
     params = unravel(state.learner.params)
-    policy = lambda p, obs: network.apply(p, observe(obs, state.obs_stats, config))  # noqa: E731
+    policy = functools.partial(_act, network, state.obs_stats, config)
+    start_carry = state.runner.carry
     runner, traj = collect_rollout(state.runner, params, policy, spec.env, spec.env_params,
                                    config.num_steps, config.rollout_unroll)
 
-    # Bootstrap from the true next state (pre-reset final observation), one batched forward.
+    # Bootstrap from the true next state (pre-reset final observation, and for a GRU the hidden
+    # state after that step), one batched forward.
     num_steps, num_envs = traj.rewards.shape
-    final_obs = traj.final_obs.reshape((num_steps * num_envs, *traj.final_obs.shape[2:]))
-    next_values = policy(params, final_obs)[1].reshape(num_steps, num_envs)
+    flat = lambda x: x.reshape((num_steps * num_envs, *x.shape[2:]))  # noqa: E731
+    next_values = policy(params, flat(traj.final_obs), jax.tree.map(flat, traj.next_carry))[1]
+    next_values = next_values.reshape(num_steps, num_envs)
     done = jnp.logical_or(traj.terminated, traj.truncated)
     rewards, reward_scaler = traj.rewards, state.reward_scaler
     if reward_scaler is not None:
@@ -89,11 +94,10 @@ def ppo_iteration(state: TrainState, step, *, config: PPOConfig, spec: EnvSpec,
 
     learning_rate = learning_rate_at(hp.learning_rate, update_idx, config.num_updates,
                                      config.anneal_lr)
-    batch = Batch(observe(traj.obs, state.obs_stats, config), traj.actions, traj.log_probs,
-                  traj.values, advantages, returns)
+    batch = make_batch(traj, advantages, returns, start_carry, state.obs_stats, config)
     key, update_key = jax.random.split(runner.key)
     learner, info = update_policy(state.learner, batch, update_key,
-                                  apply_fn=lambda flat, obs: network.apply(unravel(flat), obs),
+                                  policy_fn=batch_policy(network, unravel, config.num_steps),
                                   optimizer=optimizer, hp=hp, learning_rate=learning_rate,
                                   config=config)
     obs_stats = None if state.obs_stats is None else update_stats(state.obs_stats, traj.obs)
@@ -106,6 +110,24 @@ def ppo_iteration(state: TrainState, step, *, config: PPOConfig, spec: EnvSpec,
                       update_idx + 1), metrics
 
 
+def make_batch(traj, advantages, returns, start_carry, obs_stats, config: PPOConfig) -> Batch:
+    """The update's data, leaves `(num_steps, num_envs, ...)`: observations as the network saw
+    them, actions as sampled, the acting distribution. A recurrent policy also gets where episodes
+    start (after every done; step 0 continues from `start_carry`) and `start_carry` itself."""
+    batch = Batch(observe(traj.obs, obs_stats, config), traj.actions, traj.log_probs,
+                  traj.values, advantages, returns, traj.dist)
+    if not config.gru_size:
+        return batch
+    done = jnp.logical_or(traj.terminated, traj.truncated)
+    resets = jnp.concatenate([jnp.zeros_like(done[:1]), done[:-1]])
+    return batch._replace(resets=resets, carry=start_carry)
+
+
+def _act(network, obs_stats, config, params, obs, carry):
+    """`networks.policy_step` on observations normalised with `obs_stats`."""
+    return policy_step(network, params, observe(obs, obs_stats, config), carry)
+
+
 def make_metrics(traj, done, info, returns, learning_rate) -> Metrics:
     """The update's metrics row: raw episode returns of finished episodes, loss diagnostics."""
     episode_return, episode_length, num_episodes = finished_episodes(
@@ -113,10 +135,11 @@ def make_metrics(traj, done, info, returns, learning_rate) -> Metrics:
     return Metrics(
         episode_return=episode_return, episode_length=episode_length, num_episodes=num_episodes,
         policy_loss=info.loss.policy_loss, value_loss=info.loss.value_loss,
-        entropy=info.loss.entropy, approx_kl=info.loss.approx_kl,
+        entropy=info.loss.entropy, approx_kl=info.loss.approx_kl, kl=info.loss.kl,
         clip_fraction=info.loss.clip_fraction,
         explained_variance=explained_variance(traj.values, returns),
-        grad_norm=info.grad_norm, learning_rate=learning_rate)
+        grad_norm=info.grad_norm, learning_rate=learning_rate, kl_coef=info.kl_coef,
+        epochs=info.epochs, minibatch_steps=info.minibatch_steps)
 
 
 class Trainer(NamedTuple):
@@ -160,12 +183,13 @@ def make_trainer(config: PPOConfig, *, env=None, env_params=None,
         return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), hp)
 
     def init(key, hparams: Optional[HParams] = None) -> TrainState:
-        hparams_of(hparams)  # checked here too: init takes the same arguments as train
+        hp = hparams_of(hparams)  # checked here too: init takes the same arguments as train
         init_key, env_key = jax.random.split(key)
         params, _ = flatten_params(init_params(network, init_key, spec.obs_shape), flat)
         return TrainState(
-            Learner(params, optimizer.init(params)),
-            reset_envs(spec.env, spec.env_params, env_key, config.num_envs),
+            Learner(params, optimizer.init(params), hp.kl_coef),
+            reset_envs(spec.env, spec.env_params, env_key, config.num_envs,
+                       initial_carry(network, config.num_envs)),
             init_stats(spec.obs_shape) if config.normalize_obs else None,
             init_reward_scaler(config.num_envs) if config.normalize_reward else None,
             jnp.zeros((), jnp.int32))

@@ -1,8 +1,18 @@
-"""The PPO update: `update_epochs` epochs, each a fresh permutation split into minibatches."""
+"""The PPO update: `update_epochs` epochs, each a fresh shuffle cut into minibatches.
+
+    for epoch in range(update_epochs):            # outer scan; skipped once stopped (target_kl)
+        for minibatch in shuffle(samples):        # inner scan: one gradient step each
+            learner = sgd_step(learner, minibatch)
+        stopped |= 0 < target_kl < mean approx-KL of this epoch
+    β = adapt_kl_coef(β, KL(π_old || π_new), kl_target)   # penalty objectives only
+
+Samples are single transitions for a feed-forward policy, and whole `num_steps` sequences of one
+environment for a recurrent one (re-run from the hidden state stored at the rollout's start).
+"""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -12,28 +22,40 @@ from purejaxppo.config import PPOConfig
 from purejaxppo.fast_paths import fast_paths_enabled, random_permutations
 from purejaxppo.loss import LossInfo, ppo_loss
 
+KL_COEF_BOUNDS = (1e-4, 1e4)  # the adaptive β is kept inside this range
+
 
 class Batch(NamedTuple):
-    """Training data for one update, leading axis = samples (or (num_steps, num_envs))."""
+    """Training data for one update. Per-sample fields have leading axes `(num_steps, num_envs)`
+    as collected, or one flat sample axis inside the update (time-major for sequences)."""
 
-    obs: jax.Array
-    actions: jax.Array
+    obs: jax.Array  # as the network sees them (normalised when normalize_obs)
+    actions: jax.Array  # as sampled
     log_probs: jax.Array
     values: jax.Array
     advantages: jax.Array
     returns: jax.Array
+    old_dist: Any  # the rollout policy's distribution, per sample (`distributions.per_sample`)
+    resets: Optional[jax.Array] = None  # recurrent: True where an episode starts at this step
+    carry: Optional[jax.Array] = None  # recurrent: hidden state at the rollout's start, per env
 
 
 class Learner(NamedTuple):
+    """What the update changes: the parameters, Adam's state and the KL penalty's β."""
+
     params: Any
     opt_state: Any
+    kl_coef: jax.Array  # β (float32 scalar); constant unless policy_objective has "kl_penalty"
 
 
 class UpdateInfo(NamedTuple):
-    """Loss diagnostics averaged over all minibatches of all epochs of one update."""
+    """Diagnostics of one update, averaged over the minibatch steps actually taken."""
 
     loss: LossInfo
     grad_norm: jax.Array  # global gradient norm before clipping
+    kl_coef: jax.Array  # β used by this update
+    epochs: jax.Array  # epochs taken (< update_epochs when target_kl stopped the update)
+    minibatch_steps: jax.Array  # gradient steps taken
 
 
 def make_optimizer(config: PPOConfig) -> optax.GradientTransformation:
@@ -48,41 +70,134 @@ def learning_rate_at(learning_rate, update_idx, num_updates: int, anneal: bool):
     return learning_rate * (1.0 - update_idx / num_updates)
 
 
-def sgd_step(learner: Learner, minibatch: Batch, *, apply_fn, optimizer, hp, learning_rate,
+def adapt_kl_coef(kl_coef, kl, kl_target, rule: str):
+    """β for the next update from the KL the last one reached (Schulman et al. 2017, §4).
+
+    "paper": β·2 if kl > 1.5·kl_target, β/2 if kl < kl_target/1.5. "rllib": β·1.5 if
+    kl > 2·kl_target, β·0.5 if kl < 0.5·kl_target. "fixed": β. Kept within `KL_COEF_BOUNDS`.
+    """
+    if rule == "fixed":
+        return kl_coef
+    high, low, up, down = (1.5, 1 / 1.5, 2.0, 0.5) if rule == "paper" else (2.0, 0.5, 1.5, 0.5)
+    factor = jnp.where(kl > high * kl_target, up, jnp.where(kl < low * kl_target, down, 1.0))
+    return jnp.clip(kl_coef * factor, *KL_COEF_BOUNDS).astype(jnp.float32)
+
+
+def sgd_step(learner: Learner, minibatch: Batch, *, policy_fn, optimizer, hp, learning_rate,
              config: PPOConfig):
     """One gradient step on one minibatch: clip by global norm, Adam, scale by -learning_rate."""
     grad_fn = jax.value_and_grad(ppo_loss, has_aux=True)
-    (_, info), grads = grad_fn(learner.params, apply_fn, minibatch, hp, config.clip_value,
-                               config.normalize_advantages)
+    (_, info), grads = grad_fn(learner.params, policy_fn, minibatch, hp, learner.kl_coef,
+                               objective=config.policy_objective, clip_value=config.clip_value,
+                               normalize_advantages=config.normalize_advantages)
     grad_norm = optax.tree.norm(grads)
     grads, _ = optax.clip_by_global_norm(hp.max_grad_norm).update(grads, optax.EmptyState())
     updates, opt_state = optimizer.update(grads, learner.opt_state, learner.params)
     updates = jax.tree.map(lambda u: -learning_rate * u, updates)
     params = optax.apply_updates(learner.params, updates)
-    return Learner(params, opt_state), UpdateInfo(info, grad_norm)
+    return Learner(params, opt_state, learner.kl_coef), (info, grad_norm)
 
 
-def minibatch_indices(key, batch_size: int, update_epochs: int, num_minibatches: int,
+def minibatch_indices(key, num_samples: int, update_epochs: int, num_minibatches: int,
                       fast: bool = True):
-    """`(update_epochs * num_minibatches, minibatch_size)` sample indices: each epoch is a fresh
-    permutation of `range(batch_size)` cut into `num_minibatches` equal parts (`fast`: the packed
-    CPU shuffle of `fast_paths.random_permutations`)."""
-    perms = random_permutations(key, batch_size, update_epochs, fast)
-    return perms.reshape(update_epochs * num_minibatches, batch_size // num_minibatches)
+    """`(update_epochs, num_minibatches, num_samples // num_minibatches)` sample indices: each
+    epoch is a fresh permutation of `range(num_samples)` cut into `num_minibatches` equal parts
+    (`fast`: the packed CPU shuffle of `fast_paths.random_permutations`)."""
+    perms = random_permutations(key, num_samples, update_epochs, fast)
+    return perms.reshape(update_epochs, num_minibatches, num_samples // num_minibatches)
 
 
-def update_policy(learner: Learner, batch: Batch, key, *, apply_fn, optimizer, hp, learning_rate,
-                  config: PPOConfig):
-    """K epochs of minibatch SGD over `batch`. Returns `(learner, UpdateInfo)` (means)."""
-    batch_size = config.batch_size
-    flat = jax.tree.map(lambda x: x.reshape((batch_size, *x.shape[2:])), batch)
-    indices = minibatch_indices(key, batch_size, config.update_epochs, config.num_minibatches,
-                                fast_paths_enabled(config.fast_paths))
+def take_transitions(flat: Batch, idx) -> Batch:
+    """The samples `idx` of a batch whose per-sample leaves have one leading axis."""
+    return jax.tree.map(lambda x: jnp.take(x, idx, axis=0), flat)
+
+
+def take_sequences(batch: Batch, envs) -> Batch:
+    """The whole sequences of environments `envs` from a `(num_steps, num_envs, ...)` batch,
+    flattened time-major to `num_steps * len(envs)` samples; `carry` keeps one row per env."""
+    carry = jnp.take(batch.carry, envs, axis=0)
+    per_sample = jax.tree.map(
+        lambda x: jnp.take(x, envs, axis=1).reshape((-1, *x.shape[2:])),
+        batch._replace(carry=None))
+    return per_sample._replace(carry=carry)
+
+
+def _masked_mean(x, taken):
+    """Mean of `x (update_epochs, num_minibatches)` over the epochs marked `taken`."""
+    weights = jnp.broadcast_to(taken[:, None], x.shape).astype(x.dtype)
+    return (x * weights).sum() / weights.sum()
+
+
+def update_policy(learner: Learner, batch: Batch, key, *, policy_fn, optimizer, hp,
+                  learning_rate, config: PPOConfig):
+    """K epochs of minibatch SGD over `batch` (leaves `(num_steps, num_envs, ...)`), stopped
+    early by `hp.target_kl`, then β adapted. Returns `(learner, UpdateInfo)`.
+
+    Early stopping keeps the program's shape: epochs after the stop run through `lax.cond` as
+    no-ops, so seeds that stop at different epochs still vmap together.
+    """
+    fast = fast_paths_enabled(config.fast_paths)
+    if config.gru_size:
+        samples = batch
+        indices = minibatch_indices(key, config.num_envs, config.update_epochs,
+                                    config.num_minibatches, fast)
+        take = take_sequences
+    else:
+        samples = jax.tree.map(lambda x: x.reshape((config.batch_size, *x.shape[2:])), batch)
+        indices = minibatch_indices(key, config.batch_size, config.update_epochs,
+                                    config.num_minibatches, fast)
+        take = take_transitions
 
     def step(learner, idx):
-        minibatch = jax.tree.map(lambda x: jnp.take(x, idx, axis=0), flat)
-        return sgd_step(learner, minibatch, apply_fn=apply_fn, optimizer=optimizer, hp=hp,
-                        learning_rate=learning_rate, config=config)
+        return sgd_step(learner, take(samples, idx), policy_fn=policy_fn, optimizer=optimizer,
+                        hp=hp, learning_rate=learning_rate, config=config)
 
-    learner, infos = jax.lax.scan(step, learner, indices, unroll=config.update_unroll)
-    return learner, jax.tree.map(jnp.mean, infos)
+    def run_epoch(learner, epoch_indices):
+        return jax.lax.scan(step, learner, epoch_indices, unroll=config.update_unroll)
+
+    def skip_epoch(learner, epoch_indices):
+        infos = jax.eval_shape(run_epoch, learner, epoch_indices)[1]
+        return learner, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), infos)
+
+    def epoch(carry, epoch_indices):
+        learner, stopped = carry
+        learner, infos = jax.lax.cond(stopped, skip_epoch, run_epoch, learner, epoch_indices)
+        epoch_kl = infos[0].approx_kl.mean()
+        stop_now = (hp.target_kl > 0) & (epoch_kl > hp.target_kl)
+        return (learner, stopped | stop_now), (infos, jnp.logical_not(stopped))
+
+    start_kl_coef = learner.kl_coef
+    (learner, _), ((losses, grad_norms), taken) = jax.lax.scan(
+        epoch, (learner, jnp.zeros((), bool)), indices)
+    if config.policy_objective != "clip":
+        everything = take(samples, jnp.arange(config.num_envs)) if config.gru_size else samples
+        kl = policy_kl(learner.params, everything, policy_fn)
+        learner = learner._replace(kl_coef=adapt_kl_coef(
+            learner.kl_coef, kl, hp.kl_target, config.kl_adaptation))
+    epochs = taken.sum().astype(jnp.float32)
+    info = UpdateInfo(jax.tree.map(lambda x: _masked_mean(x, taken), losses),
+                      _masked_mean(grad_norms, taken), start_kl_coef, epochs,
+                      epochs * config.num_minibatches)
+    return learner, info
+
+
+def policy_kl(params, samples: Batch, policy_fn):
+    """Exact mean KL(π_old || π_params) over `samples` (the paper's d for the β rule)."""
+    dist, _ = policy_fn(params, samples)
+    return samples.old_dist.kl(dist).mean()
+
+
+def batch_policy(network, unravel, num_steps: int):
+    """`policy_fn(trained_params, samples) -> (distribution, values)` over a flat sample axis,
+    as `ppo_loss` calls it. A recurrent network re-runs each sequence from `samples.carry`,
+    resetting its hidden state at `samples.resets` (samples are time-major, `num_steps` long)."""
+    if not network.gru_size:
+        return lambda params, samples: network.apply(unravel(params), samples.obs)
+
+    def sequences(params, samples):
+        obs = samples.obs.reshape((num_steps, -1, *samples.obs.shape[1:]))
+        resets = samples.resets.reshape((num_steps, -1))
+        dist, values, _ = network.apply(unravel(params), obs, samples.carry, resets)
+        return dist, values
+
+    return sequences

@@ -166,3 +166,26 @@ class OffsetConstantReward(ConstantReward):
 
     def observation_space(self, params):
         return spaces.Box(0.0, 200.0, (1,), jnp.float32)
+
+
+class RememberCue(_Probe):
+    """A memory probe: a cue ±1 is shown only in the first observation of each 3-step episode
+    (later observations are 0); the reward is 1 at the last step if the action then names the cue
+    (1 for +1, 0 for -1), else 0, and the episode terminates. Optimal return 1. A memoryless
+    policy sees 0 at the answer step whatever the cue was, so it cannot beat 0.5 on average."""
+
+    terminates = False  # terminated is decided in step_env
+    length: int = 3
+
+    def get_obs(self, state, params=None, key=None):
+        return jnp.array([jnp.where(state.time == 0, state.sign, 0.0)], jnp.float32)
+
+    def step_env(self, key, state, action, params):
+        last = state.time == self.length - 1
+        correct = jnp.where(state.sign > 0, 1, 0)
+        reward = jnp.where(last & (action == correct), 1.0, 0.0).astype(jnp.float32)
+        next_state = state.replace(time=state.time + 1)
+        return self.get_obs(next_state), next_state, reward, last, {}
+
+    def reward(self, state, action):  # unused
+        raise NotImplementedError

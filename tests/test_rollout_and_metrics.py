@@ -1,5 +1,7 @@
 """Rollout bookkeeping (time limits, final observations, episode stats) and metric reductions."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,7 +10,7 @@ import pytest
 from probes import ConstantReward, DelayedReward, ProbeParams
 from purejaxppo import PPOConfig, make_env, make_train
 from purejaxppo.metrics import Metrics, explained_variance, final_return, finished_episodes
-from purejaxppo.networks import ActorCritic, init_params
+from purejaxppo.networks import ActorCritic, init_params, policy_step
 from purejaxppo.rollout import collect_rollout, reset_envs
 
 
@@ -17,7 +19,8 @@ def rollout(env, params, num_steps, num_envs=2):
     network = ActorCritic(spec.action_space, hidden_sizes=(8,))
     net_params = init_params(network, jax.random.key(0), spec.obs_shape)
     runner = reset_envs(spec.env, spec.env_params, jax.random.key(1), num_envs)
-    return collect_rollout(runner, net_params, network.apply, spec.env, spec.env_params, num_steps)
+    return collect_rollout(runner, net_params, functools.partial(policy_step, network), spec.env,
+                           spec.env_params, num_steps)
 
 
 def test_time_limit_is_truncated_not_terminated_and_episode_stats_are_exact():

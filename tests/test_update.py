@@ -9,6 +9,7 @@ import optax
 import pytest
 
 from purejaxppo import PPOConfig
+from purejaxppo.distributions import Categorical
 from purejaxppo.envs import ActionSpace
 from purejaxppo.fast_paths import flatten_params, matmul, random_permutations
 from purejaxppo.networks import ActorCritic, init_params
@@ -49,10 +50,10 @@ def test_random_permutations_positions_are_uniform_for_a_batch():
 
 def test_minibatch_indices_cover_every_sample_once_per_epoch():
     idx = np.asarray(minibatch_indices(jax.random.key(0), 512, 4, 4))
-    assert idx.shape == (16, 128)
+    assert idx.shape == (4, 4, 128)
     for epoch in idx.reshape(4, 512):
         np.testing.assert_array_equal(np.sort(epoch), np.arange(512))
-    assert not np.array_equal(idx[:4], idx[4:8])  # a fresh permutation every epoch
+    assert not np.array_equal(idx[0], idx[1])  # a fresh permutation every epoch
 
 
 def _network_and_batch(num=32, seed=0, fast=True):
@@ -64,31 +65,42 @@ def _network_and_batch(num=32, seed=0, fast=True):
                   log_probs=jnp.asarray(np.log(rng.uniform(0.2, 0.5, num)), jnp.float32),
                   values=jnp.asarray(rng.normal(size=num), jnp.float32),
                   advantages=jnp.asarray(rng.normal(size=num), jnp.float32),
-                  returns=jnp.asarray(rng.normal(size=num), jnp.float32))
+                  returns=jnp.asarray(rng.normal(size=num), jnp.float32),
+                  old_dist=Categorical(jnp.asarray(rng.normal(size=(num, 3)), jnp.float32)))
     return network, params, batch
+
+
+def on_batch(network):
+    """`policy_fn` for a feed-forward network on a flat batch (as `update.batch_policy`)."""
+    return lambda params, minibatch: network.apply(params, minibatch.obs)
+
+
+def clip_loss(params, policy_fn, batch, hp):
+    from purejaxppo.loss import ppo_loss
+
+    return ppo_loss(params, policy_fn, batch, hp, 1.0, objective="clip", clip_value=True,
+                    normalize_advantages=True)[0]
 
 
 @pytest.mark.parametrize("max_grad_norm", [0.01, 100.0])  # clipping active / inactive
 def test_sgd_step_matches_optax_clip_and_adam(max_grad_norm):
-    from purejaxppo.loss import ppo_loss
-
     config = PPOConfig()
     network, params, batch = _network_and_batch()
     hp = config.hparams().replace(max_grad_norm=max_grad_norm)
     optimizer = make_optimizer(config)
-    learner, info = sgd_step(Learner(params, optimizer.init(params)), batch,
-                             apply_fn=network.apply, optimizer=optimizer, hp=hp,
-                             learning_rate=1e-3, config=config)
+    learner, (_, grad_norm) = sgd_step(Learner(params, optimizer.init(params), 1.0), batch,
+                                       policy_fn=on_batch(network), optimizer=optimizer, hp=hp,
+                                       learning_rate=1e-3, config=config)
 
     reference = optax.chain(optax.clip_by_global_norm(max_grad_norm),
                             optax.adam(1e-3, eps=config.adam_eps))
-    grads = jax.grad(lambda p: ppo_loss(p, network.apply, batch, hp, True, True)[0])(params)
+    grads = jax.grad(lambda p: clip_loss(p, on_batch(network), batch, hp))(params)
     updates, _ = reference.update(grads, reference.init(params), params)
     expected = optax.apply_updates(params, updates)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
                  learner.params, expected)
     flat = np.concatenate([np.ravel(g) for g in jax.tree.leaves(grads)])
-    assert float(info.grad_norm) == pytest.approx(np.linalg.norm(flat), rel=1e-5)
+    assert float(grad_norm) == pytest.approx(np.linalg.norm(flat), rel=1e-5)
 
 
 def test_network_gradients_match_plain_jnp_autodiff():
@@ -137,15 +149,13 @@ def test_learning_rate_schedule():
 
 def test_plain_path_equals_fast_path():
     """fast_paths off (the GPU/TPU default) gives the same loss gradients and SGD step as on."""
-    from purejaxppo.loss import ppo_loss
-
     config = PPOConfig()
     hp = config.hparams()
     fast_net, params, batch = _network_and_batch(seed=4, fast=True)
     plain_net, _, _ = _network_and_batch(seed=4, fast=False)
 
     def grad(net):
-        return jax.grad(lambda p: ppo_loss(p, net.apply, batch, hp, True, True)[0])(params)
+        return jax.grad(lambda p: clip_loss(p, on_batch(net), batch, hp))(params)
 
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
                  grad(fast_net), grad(plain_net))
@@ -154,10 +164,10 @@ def test_plain_path_equals_fast_path():
     for net, fast in ((fast_net, True), (plain_net, False)):
         flat, unravel = flatten_params(params, fast)
 
-        def apply_fn(p, obs, net=net, unravel=unravel):
-            return net.apply(unravel(p), obs)
+        def policy_fn(p, minibatch, net=net, unravel=unravel):
+            return net.apply(unravel(p), minibatch.obs)
 
-        learner, _ = sgd_step(Learner(flat, optimizer.init(flat)), batch, apply_fn=apply_fn,
+        learner, _ = sgd_step(Learner(flat, optimizer.init(flat), 1.0), batch, policy_fn=policy_fn,
                               optimizer=optimizer, hp=hp, learning_rate=1e-3, config=config)
         steps.append(unravel(learner.params))
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), *steps)

@@ -22,6 +22,10 @@ from purejaxppo import PPOConfig, final_return, make_train
 from purejaxppo.cli import parse_override
 
 
+DIAGNOSTICS = ("approx_kl", "kl", "kl_coef", "epochs", "clip_fraction", "entropy",
+               "explained_variance")
+
+
 def run(config: PPOConfig, num_seeds: int, seed: int):
     """Train `num_seeds` seeds in one call; returns (metrics as numpy, compile s, run s)."""
     keys = jax.random.split(jax.random.key(seed), num_seeds)
@@ -77,6 +81,9 @@ def main():
         "episode_return": np.where(np.isnan(metrics.episode_return), None,
                                    metrics.episode_return).tolist(),
         "config": {k: v for k, v in vars(config).items()},
+        # Per update, mean over seeds, of the diagnostics (KL, β, epochs taken, losses, ...).
+        "diagnostics": {name: np.nanmean(getattr(metrics, name), axis=0).tolist()
+                        for name in DIAGNOSTICS},
     }
     stem.with_suffix(".json").write_text(json.dumps(record))
     plot(stem.with_suffix(".png"), steps, metrics.episode_return,

@@ -22,7 +22,7 @@ class LossInfo(NamedTuple):
     """Per-minibatch diagnostics (scalars)."""
 
     total_loss: jax.Array
-    policy_loss: jax.Array
+    policy_loss: jax.Array  # the policy objective, β·KL included for the penalty objectives
     value_loss: jax.Array
     entropy: jax.Array
     approx_kl: jax.Array  # sample estimate mean((ρ - 1) - log ρ)

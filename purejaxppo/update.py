@@ -122,6 +122,22 @@ def take_sequences(batch: Batch, envs) -> Batch:
     return per_sample._replace(carry=carry)
 
 
+def minibatch_plan(batch: Batch, key, config: PPOConfig):
+    """How the update samples `batch` (leaves `(num_steps, num_envs, ...)`): returns `(samples,
+    indices (update_epochs, num_minibatches, k), take)` with `take(samples, idx)` one minibatch.
+    Feed-forward: transitions, flattened to one axis and shuffled. Recurrent: environments, each
+    minibatch their whole sequences (`take_sequences`)."""
+    fast = fast_paths_enabled(config.fast_paths)
+    if config.gru_size:
+        indices = minibatch_indices(key, config.num_envs, config.update_epochs,
+                                    config.num_minibatches, fast)
+        return batch, indices, take_sequences
+    samples = jax.tree.map(lambda x: x.reshape((config.batch_size, *x.shape[2:])), batch)
+    indices = minibatch_indices(key, config.batch_size, config.update_epochs,
+                                config.num_minibatches, fast)
+    return samples, indices, take_transitions
+
+
 def _masked_mean(x, taken):
     """Mean of `x (update_epochs, num_minibatches)` over the epochs marked `taken`."""
     weights = jnp.broadcast_to(taken[:, None], x.shape).astype(x.dtype)
@@ -136,17 +152,7 @@ def update_policy(learner: Learner, batch: Batch, key, *, policy_fn, optimizer, 
     Early stopping keeps the program's shape: epochs after the stop run through `lax.cond` as
     no-ops, so seeds that stop at different epochs still vmap together.
     """
-    fast = fast_paths_enabled(config.fast_paths)
-    if config.gru_size:
-        samples = batch
-        indices = minibatch_indices(key, config.num_envs, config.update_epochs,
-                                    config.num_minibatches, fast)
-        take = take_sequences
-    else:
-        samples = jax.tree.map(lambda x: x.reshape((config.batch_size, *x.shape[2:])), batch)
-        indices = minibatch_indices(key, config.batch_size, config.update_epochs,
-                                    config.num_minibatches, fast)
-        take = take_transitions
+    samples, indices, take = minibatch_plan(batch, key, config)
 
     def step(learner, idx):
         return sgd_step(learner, take(samples, idx), policy_fn=policy_fn, optimizer=optimizer,
@@ -169,7 +175,7 @@ def update_policy(learner: Learner, batch: Batch, key, *, policy_fn, optimizer, 
     start_kl_coef = learner.kl_coef
     (learner, _), ((losses, grad_norms), taken) = jax.lax.scan(
         epoch, (learner, jnp.zeros((), bool)), indices)
-    if config.policy_objective != "clip":
+    if config.policy_objective != "clip":  # β for the next update, from this one's KL
         everything = take(samples, jnp.arange(config.num_envs)) if config.gru_size else samples
         kl = policy_kl(learner.params, everything, policy_fn)
         learner = learner._replace(kl_coef=adapt_kl_coef(

@@ -25,6 +25,7 @@ _EXPORTS = {
                           "format_sweep_table", "hparam_grid", "hparams_at", "run_mesh",
                           "stack_hparams", "sweep", "sweep_table", "train_runs", "train_seeds"),
     "purejaxppo.progress": ("ProgressReporter", "progress_every"),
+    "purejaxppo.rllib": ("from_rllib", "to_rllib"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -51,6 +52,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see ordinary imports
     from purejaxppo.gae import compute_gae
     from purejaxppo.metrics import Metrics, final_return
     from purejaxppo.progress import ProgressReporter, progress_every
+    from purejaxppo.rllib import from_rllib, to_rllib
     from purejaxppo.sweeps import (CompiledSweep, SweepResult, SweepRow, compile_sweep,
                                    format_sweep_table, hparam_grid, hparams_at, run_mesh,
                                    stack_hparams, sweep, sweep_table, train_runs, train_seeds)

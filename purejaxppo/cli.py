@@ -1,4 +1,5 @@
-"""Command line: `purejaxppo train --env CartPole-v1 --num-seeds 8`, `purejaxppo sweep ...`."""
+"""Command line: `purejaxppo train --env CartPole-v1 --num-seeds 8`, `purejaxppo sweep ...`,
+`purejaxppo envs`."""
 
 from __future__ import annotations
 
@@ -95,6 +96,44 @@ def check_run_options(args, *, writes: bool = True) -> None:
     if writes:
         _check_output_path("--json", args.json)
         _check_output_path("--npz", getattr(args, "npz", None))
+
+
+def enable_compile_cache(directory) -> None:
+    """Turn on JAX's persistent compilation cache in `directory` (`--compile-cache DIR`): every
+    program compiled from here on is written there, and a later process compiling the same
+    program (same code, config, shapes, jax version and machine) loads it instead. The directory
+    is created if needed; ConfigError naming the option when it cannot be. Call it before
+    anything compiles. The thresholds are lowered so that every CPU program is cached (JAX's
+    defaults skip programs that compile in under a second). JAX never caches a program with host
+    callbacks: the progress bar is one, so the training program is cached only with
+    `--no-progress`."""
+    if directory is None:
+        return
+    if not directory:
+        raise ConfigError("--compile-cache: expected a directory, got an empty string")
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"--compile-cache {directory}: cannot create the directory "
+                          f"({err.strerror or err})") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigError(f"--compile-cache {directory}: the directory is not writable")
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", os.path.abspath(directory))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+
+
+def _start_compile_cache(args) -> None:
+    """`enable_compile_cache(--compile-cache)`, with a note when the progress bar (a host
+    callback) keeps JAX from caching the training program."""
+    directory = getattr(args, "compile_cache", None)
+    enable_compile_cache(directory)
+    if directory is not None and not args.no_progress:
+        print("note: --compile-cache: JAX does not cache programs with host callbacks, and the "
+              "progress bar is one; add --no-progress to cache the training program",
+              file=sys.stderr)
 
 
 def json_safe(value):
@@ -357,6 +396,7 @@ def run_train(args) -> dict:
     import jax
     import numpy as np
 
+    _start_compile_cache(args)  # before anything compiles
     from purejaxppo.metrics import final_return
     from purejaxppo.sweeps import stack_hparams
 
@@ -432,6 +472,7 @@ def _start_distributed(args) -> None:
 
 def run_sweep(args) -> dict:
     _start_distributed(args)
+    _start_compile_cache(args)  # before anything compiles
     import jax
 
     from purejaxppo.distributed import is_main_process, process_info
@@ -563,6 +604,109 @@ def run_plot(args) -> dict:
     return {"png": str(png)}
 
 
+# The module whose `PRESETS` fill the `preset` column of `purejaxppo envs` (see `env_presets`).
+PRESETS_MODULE = "purejaxppo.presets"
+
+
+def _preset_env(name: str, preset) -> str:
+    """The environment of one `PRESETS` entry: its `env_name` (attribute or dict key), its `env`
+    (an RLlib-style dict), else the entry's name itself."""
+    env = getattr(preset, "env_name", None)
+    if env is None and isinstance(preset, dict):
+        env = preset.get("env_name", preset.get("env"))
+    return env if isinstance(env, str) else name
+
+
+def env_presets(env_name: str) -> str:
+    """The `preset` column of `purejaxppo envs` for `env_name`: the comma-separated names of the
+    presets for it in `PRESETS_MODULE` (its `presets_for(env_name)` if it has one, else the keys
+    of its `PRESETS` dict whose entry is for `env_name`, see `_preset_env`), or "-" when there
+    are none or the module does not exist."""
+    import importlib
+
+    try:
+        module = importlib.import_module(PRESETS_MODULE)
+    except ModuleNotFoundError as err:
+        if err.name == PRESETS_MODULE:
+            return "-"
+        raise
+    if hasattr(module, "presets_for"):
+        names = list(module.presets_for(env_name))
+    else:
+        names = [name for name, preset in getattr(module, "PRESETS", {}).items()
+                 if _preset_env(name, preset) == env_name]
+    return ", ".join(sorted(names)) or "-"
+
+
+def _describe_action(space) -> str:
+    """Discrete(n), or Box(shape, low, high) (per-dimension bounds as lists when they differ)."""
+    if space.discrete:
+        return f"Discrete({space.num_actions})"
+    same = len(set(space.low)) == 1 and len(set(space.high)) == 1
+    low, high = ((f"{space.low[0]:g}", f"{space.high[0]:g}") if same
+                 else (str(list(space.low)), str(list(space.high))))
+    return f"Box({space.shape}, {low}, {high})"
+
+
+def env_rows() -> list[dict]:
+    """One dict per gymnax environment (`gymnax.registered_envs`): action space, observation
+    shape (or Discrete(n) observations), the network `network="auto"` picks, the presets, and
+    `error` (None, or why the environment could not be made: MNISTBandit-bsuite is not made at
+    all, since making it downloads a data set)."""
+    from purejaxppo.envs import NEEDS_NETWORK, available_envs, make_env
+    from purejaxppo.networks import network_kind
+
+    rows = []
+    for name in available_envs():
+        row = {"env": name, "action_space": None, "num_actions": None, "action_shape": None,
+               "action_low": None, "action_high": None, "obs_shape": None,
+               "obs_categories": None, "observation": None, "network": None,
+               "preset": env_presets(name), "error": None}
+        if name in NEEDS_NETWORK:
+            row["error"] = "not made: making it downloads a data set (needs the network)"
+            rows.append(row)
+            continue
+        try:
+            spec = make_env(name)
+            network = network_kind(PPOConfig(env_name=name), spec)
+        except Exception as err:  # an environment purejaxppo cannot take: say why, go on
+            row["error"] = f"{type(err).__name__}: {err}"
+            rows.append(row)
+            continue
+        space = spec.action_space
+        row.update(action_space=_describe_action(space), num_actions=space.num_actions or None,
+                   action_shape=list(space.shape), action_low=list(space.low) or None,
+                   action_high=list(space.high) or None, obs_shape=list(spec.obs_shape),
+                   obs_categories=spec.obs_categories or None, network=network,
+                   observation=(f"Discrete({spec.obs_categories})" if spec.obs_categories
+                                else str(spec.obs_shape)))
+        rows.append(row)
+    return rows
+
+
+def format_env_table(rows: list[dict]) -> str:
+    """`env_rows` as an aligned text table; an environment that could not be made shows why."""
+    header = ("environment", "action space", "observation", "network (auto)", "preset")
+    lines = [(r["env"], r["action_space"] or "-", r["observation"] or "-", r["network"] or "-",
+              r["preset"]) for r in rows]
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
+    for row, line in zip(rows, lines):
+        text = "  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip()
+        out.append(text + (f"  ({row['error']})" if row["error"] else ""))
+    return "\n".join(out)
+
+
+def run_envs(args) -> list:
+    """`purejaxppo envs`: every gymnax environment with its spaces, network and presets."""
+    _check_output_path("--json", args.json)
+    rows = env_rows()
+    print(format_env_table(rows))
+    if args.json:
+        write_json(args.json, rows)
+    return rows
+
+
 def save_sweep_npz(path: str, result) -> None:
     """Save a `SweepResult`'s metrics (`metrics/<field>`, `(n_settings, n_seeds, num_updates)`)
     and hyperparameters (`hparams/<field>`, `(n_settings,)`) as one .npz file."""
@@ -605,6 +749,11 @@ def _add_run_options(p: argparse.ArgumentParser, default_seeds: int) -> None:
                    help="every N updates (at chunk ends) evaluate every run's policy "
                    "deterministically; to RUN_DIR/eval.jsonl (off by default: it costs time)")
     p.add_argument("--eval-episodes", type=int, default=10, help="episodes per periodic eval")
+    p.add_argument("--compile-cache", default=None, metavar="DIR",
+                   help="JAX persistent compilation cache in DIR (created if needed): a later "
+                   "run of the same program loads it instead of compiling; the training "
+                   "program is cached only with --no-progress (JAX does not cache host "
+                   "callbacks)")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -655,6 +804,15 @@ def make_parser() -> argparse.ArgumentParser:
     pl.add_argument("--field", default="episode_return", help="metric to plot")
     pl.add_argument("--out", default=None, help="PNG path (default RUN_DIR/learning_curve.png)")
     pl.set_defaults(func=run_plot)
+
+    v = sub.add_parser("envs", help="list every gymnax environment: spaces, network, presets",
+                       description="Every gymnax environment (gymnax.registered_envs) with its "
+                       "action space, observation shape, the network network=auto picks and "
+                       "its presets; an environment that cannot be made is listed with the "
+                       "reason.")
+    v.add_argument("--json", default=None, metavar="PATH",
+                   help="also write the list here (a JSON list of dicts)")
+    v.set_defaults(func=run_envs)
     return parser
 
 

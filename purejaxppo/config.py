@@ -131,6 +131,16 @@ class PPOConfig:
     def replace(self, **changes) -> "PPOConfig":
         return dataclasses.replace(self, **changes)
 
+    @classmethod
+    def from_rllib(cls, d: dict, **overrides) -> "PPOConfig":
+        """The validated config for an RLlib PPO config dict `d` (RLlib's key names; missing
+        keys take RLlib's PPO defaults), `overrides` (PPOConfig fields, e.g. total_timesteps)
+        winning. The mapping, what is ignored and what is rejected: `purejaxppo.rllib`;
+        `purejaxppo.rllib.to_rllib` goes the other way."""
+        from purejaxppo.rllib import from_rllib  # here: rllib imports this module
+
+        return from_rllib(d, **overrides)
+
     def __post_init__(self):
         """Store numpy scalars as the Python scalars they stand for, so that a config built from
         `np.int64(500_000)` validates, compares and hashes like one built from `500_000`."""

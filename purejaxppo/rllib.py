@@ -1,0 +1,632 @@
+"""RLlib's PPO config vocabulary: `from_rllib(d) -> PPOConfig`, `to_rllib(config) -> dict`.
+
+`from_rllib(d, **overrides)` (also `PPOConfig.from_rllib`) reads a dict of RLlib PPO (or APPO
+without V-trace) config keys, as `ray.rllib.algorithms.ppo.PPOConfig().to_dict()` or a tuned
+example YAML writes them, and returns the validated `PPOConfig` that trains what RLlib would, as
+far as the two algorithms agree. The rules:
+
+* **A missing key takes RLlib's PPO default** (`RLLIB_PPO_DEFAULTS`, written out below), not
+  purejaxppo's: `{"env": "CartPole-v1"}` means RLlib's λ = 1, lr 5e-5, 30 epochs, KL loss, 2x256
+  tanh network. Note that RLlib's own defaults do not convert: train_batch_size 4000 does not
+  split into minibatches of 128 (RLlib cycles through minibatches across the batch end; we split
+  each batch into equal minibatches), so give `minibatch_size` (or `train_batch_size`).
+* **Nothing is silently dropped**: every key must be in `TABLE` (translated, or a value check),
+  in `IGNORED` (RLlib infrastructure with no effect on the learning math, listed below) or it is
+  an error. One `ConfigError` names every unknown key, with the reason for the known RLlib keys
+  that have no equivalent here (`UNSUPPORTED`), and lists the accepted keys.
+* `overrides` are purejaxppo field names (e.g. `total_timesteps`, which RLlib keeps in its stop
+  criteria, or `network`, `normalize_reward`); they win over what the keys say. Overriding
+  `num_envs`, `num_steps` or `num_minibatches` replaces that step of the batch arithmetic below
+  (so no divisibility error is raised for the replaced step).
+* The result passes `validate_config`; an invalid value is reported with the RLlib key it came
+  from.
+
+`TABLE` (key -> (our field, converter)); converters check types and name the key:
+
+| RLlib key | purejaxppo field | how |
+|---|---|---|
+| `env` | `env_name` | a gymnax name (`purejaxppo envs` lists them) |
+| `gamma` | `gamma` | same |
+| `lr` | `learning_rate` | same; constant (`anneal_lr=False`: RLlib's lr has no decay); a schedule (list) is an error |
+| `lambda`, `lambda_` | `gae_lambda` | same |
+| `use_gae` | `gae_lambda` | True: nothing; False -> λ = 1 (RLlib's bootstrapped Monte-Carlo returns minus V are GAE with λ = 1); an explicit `lambda` != 1 beside it is an error |
+| `clip_param` | `clip_eps` | same |
+| `vf_clip_param` | `vf_clip_eps`, `clip_value` | √vf_clip_param; None or inf -> `clip_value=False`. See below: not the same rule |
+| `vf_loss_coeff` | `vf_coef` | ×2: RLlib's value loss is the squared error, ours half of it (0.5·MSE), so 2·coeff gives the same gradient |
+| `entropy_coeff` | `ent_coef` | same; a schedule (list) is an error |
+| `use_kl_loss` | `policy_objective`, `kl_adaptation` | True -> "clip+kl_penalty" with `kl_adaptation="rllib"` (β ×1.5 above 2·kl_target, ×0.5 below kl_target/2, as RLlib); False -> "clip" |
+| `kl_coeff` | `kl_coef` | same (initial β); 0 switches the KL term off ("clip", as in RLlib where β = 0 stays 0) |
+| `kl_target` | `kl_target` | same (not `target_kl`, our early stopping, which RLlib lacks: `target_kl=0`) |
+| `grad_clip` | `max_grad_norm` | same; None (RLlib: no clipping) -> `NO_GRAD_CLIP` = 1e10, which `clip_by_global_norm` never reaches |
+| `grad_clip_by` | - | "global_norm" only (what `max_grad_norm` does) |
+| `num_epochs`, `num_sgd_iter` | `update_epochs` | same |
+| `train_batch_size` | `num_steps` | `train_batch_size / num_envs`; error naming the key unless it divides |
+| `train_batch_size_per_learner` | `num_steps` | when not None: `× max(1, num_learners)` is the batch |
+| `num_envs_per_env_runner`, `num_envs_per_worker` | `num_envs` | `× max(1, num_env_runners)` (0 runners = sampling in the local runner) |
+| `num_env_runners`, `num_workers` | `num_envs` | see above |
+| `rollout_fragment_length` | `num_steps` | "auto", or it must equal `train_batch_size / num_envs` |
+| `minibatch_size`, `sgd_minibatch_size` | `num_minibatches` | `(batch / max(1, num_learners)) / minibatch_size` (RLlib's minibatch is per learner); error naming the key unless it divides |
+| `num_learners` | `num_minibatches` | see above |
+| `model`, `model_config` | `hidden_sizes`, `activation`, `shared_trunk`, `gru_size` | `MODEL_TABLE`: `fcnet_hiddens` -> `hidden_sizes`, `fcnet_activation` ("tanh"/"relu") -> `activation`, `vf_share_layers` -> `shared_trunk`, `use_lstm` False only (-> `gru_size=0`; our recurrent core is a GRU), `free_log_std` True only (our log-std is a free parameter), `conv_activation` "relu" only. Missing sub-keys: RLlib's defaults (2x256, tanh; `vf_share_layers` False for the old-stack `model`, True for the new stack's `model_config`) |
+| `vf_share_layers` | `shared_trunk` | the old top-level spelling |
+| `observation_filter` | `normalize_obs` | "MeanStdFilter" -> True, "NoFilter" -> False |
+| `use_critic` | - | True only (we always learn a critic) |
+| `vtrace` | - | False only (APPO; we have no V-trace) |
+| `shuffle_batch_per_epoch`, `shuffle_sequences` | - | True only (we reshuffle every epoch) |
+| `batch_mode` | - | "truncate_episodes" only (fixed-length rollouts) |
+| `lr_schedule`, `entropy_coeff_schedule` | - | None only (schedules are not supported) |
+| `env_config` | - | empty only (gymnax env params are not configurable here) |
+| `clip_rewards` | - | None/False only (we never clip rewards; `normalize_reward` is different) |
+
+Besides the keys, `from_rllib` sets what RLlib implies and has no key for: `anneal_lr=False`,
+`target_kl=0`, `normalize_advantages=True`, `gru_size=0`, and `kl_adaptation="rllib"` with the
+KL loss. Not touched (purejaxppo's defaults or `overrides`): `total_timesteps`, `adam_eps` (RLlib
+uses torch's Adam ε, 1e-8; ours 1e-5), `network`, `conv_channels`, `action_bounds`,
+`log_std_init`, `obs_clip`, `normalize_reward`, `reward_clip`, `fast_paths`, `rollout_unroll`,
+`update_unroll`: these are `UNMAPPED_FIELDS`.
+
+**Value clipping is not the same rule.** RLlib clips the *squared value error* at
+`vf_clip_param` (per sample, `min((V − target)², vf_clip_param)`: a sample whose error exceeds
+√vf_clip_param stops giving a value gradient). purejaxppo (like PPO2 / CleanRL) clips the *change*
+of V against the rollout's V at ±`vf_clip_eps` and takes the pessimistic max. Both are absolute
+thresholds on the value scale (so both depend on the reward scale); we carry RLlib's threshold
+over in value units, `vf_clip_eps = √vf_clip_param` (RLlib's default 10 -> 3.16), and
+`to_rllib` writes `vf_clip_eps²`.
+
+Other known differences, not expressible as keys: RLlib standardises advantages over the whole
+train batch, we per minibatch; RLlib's minibatch iterator wraps around the batch end, ours
+partitions it; RLlib's default Gaussian takes its log-std from the network (`free_log_std=False`),
+ours is a free parameter; Box actions: RLlib rescales from [-1, 1] (`normalize_actions`), we clip
+or squash into the bounds (`action_bounds`).
+
+`IGNORED` (accepted, no effect; they only place or schedule RLlib's workers, log or evaluate):
+`framework`, `num_gpus`, `num_gpus_per_learner`, `num_cpus_per_learner`,
+`num_cpus_per_env_runner`, `num_cpus_per_worker`, `num_gpus_per_env_runner`,
+`num_gpus_per_worker`, `num_cpus_for_main_process`, `log_level`, `seed` (pass the PRNG key to
+`train`, or `--seed`), `eager_tracing`, `enable_rl_module_and_learner`,
+`enable_env_runner_and_connector_v2`, `_enable_new_api_stack`, `evaluation_interval`,
+`evaluation_duration`, `evaluation_duration_unit`, `evaluation_num_env_runners`,
+`evaluation_num_workers`, `metrics_num_episodes_for_smoothing`, `min_time_s_per_iteration`,
+`min_sample_timesteps_per_iteration`, `min_train_timesteps_per_iteration`.
+
+`to_rllib(config)` writes the keys above (new-stack spelling, `num_env_runners=0` with
+`num_envs_per_env_runner=num_envs`) so that `from_rllib(to_rllib(c)) == c` on `MAPPED_FIELDS`
+(and on every field with the `UNMAPPED_FIELDS` passed as overrides). It raises `ConfigError`
+naming each field whose value RLlib's PPO cannot express: `policy_objective="kl_penalty"` (RLlib
+always clips), a KL objective with `kl_adaptation` other than "rllib", `anneal_lr=True`,
+`target_kl > 0`, `normalize_advantages=False`, `gru_size > 0`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import numbers
+from typing import Any, Callable, Optional
+
+from purejaxppo.config import ConfigError, PPOConfig, validate_config
+
+NO_GRAD_CLIP = 1e10  # max_grad_norm standing for RLlib's grad_clip=None (no clipping)
+
+# RLlib's PPO defaults (ray.rllib.algorithms.ppo.PPOConfig, new-stack key names; gamma and the
+# env-runner settings are AlgorithmConfig's, num_env_runners=2 is PPO's own). Missing keys take
+# these values.
+RLLIB_PPO_DEFAULTS: dict[str, Any] = {
+    "gamma": 0.99,
+    "lr": 5e-5,
+    "lr_schedule": None,
+    "train_batch_size": 4000,
+    "train_batch_size_per_learner": None,
+    "num_learners": 0,
+    "minibatch_size": 128,
+    "num_epochs": 30,
+    "shuffle_batch_per_epoch": True,
+    "use_critic": True,
+    "use_gae": True,
+    "lambda": 1.0,
+    "use_kl_loss": True,
+    "kl_coeff": 0.2,
+    "kl_target": 0.01,
+    "vf_loss_coeff": 1.0,
+    "entropy_coeff": 0.0,
+    "entropy_coeff_schedule": None,
+    "clip_param": 0.3,
+    "vf_clip_param": 10.0,
+    "grad_clip": None,
+    "grad_clip_by": "global_norm",
+    "num_env_runners": 2,
+    "num_envs_per_env_runner": 1,
+    "rollout_fragment_length": "auto",
+    "batch_mode": "truncate_episodes",
+    "observation_filter": "NoFilter",
+    "model": {"fcnet_hiddens": [256, 256], "fcnet_activation": "tanh",
+              "vf_share_layers": False},
+}
+# Sub-key defaults of `model` (old stack, with PPO's vf_share_layers=False) and of the new
+# stack's `model_config` (DefaultModelConfig, vf_share_layers=True).
+RLLIB_MODEL_DEFAULTS = {"model": RLLIB_PPO_DEFAULTS["model"],
+                        "model_config": {"fcnet_hiddens": [256, 256], "fcnet_activation": "tanh",
+                                         "vf_share_layers": True}}
+
+# Old spellings -> the key RLlib uses now (both are accepted; giving both with different values
+# is an error).
+ALIASES = {"lambda_": "lambda", "num_sgd_iter": "num_epochs", "sgd_minibatch_size":
+           "minibatch_size", "num_workers": "num_env_runners", "num_envs_per_worker":
+           "num_envs_per_env_runner", "model_config": "model"}
+
+IGNORED: dict[str, str] = dict.fromkeys((
+    "framework", "num_gpus", "num_gpus_per_learner", "num_cpus_per_learner",
+    "num_cpus_per_env_runner", "num_cpus_per_worker", "num_gpus_per_env_runner",
+    "num_gpus_per_worker", "num_cpus_for_main_process", "log_level", "eager_tracing",
+    "enable_rl_module_and_learner", "enable_env_runner_and_connector_v2",
+    "_enable_new_api_stack", "evaluation_interval", "evaluation_duration",
+    "evaluation_duration_unit", "evaluation_num_env_runners", "evaluation_num_workers",
+    "metrics_num_episodes_for_smoothing", "min_time_s_per_iteration",
+    "min_sample_timesteps_per_iteration", "min_train_timesteps_per_iteration"),
+    "RLlib infrastructure (workers, devices, logging, evaluation): no effect on training")
+IGNORED["seed"] = "seeds come from the PRNG key given to train() (the CLI's --seed)"
+
+# Known RLlib keys with no equivalent here, and why (reported with the unknown keys).
+UNSUPPORTED: dict[str, str] = {
+    "vtrace_clip_rho_threshold": "APPO's V-trace: purejaxppo has none (use vtrace=False)",
+    "vtrace_clip_pg_rho_threshold": "APPO's V-trace: purejaxppo has none (use vtrace=False)",
+    "tau": "APPO's target network: purejaxppo has none",
+    "target_network_update_freq": "APPO's target network: purejaxppo has none",
+    "target_update_frequency": "APPO's target network: purejaxppo has none",
+    "circular_buffer_num_batches": "APPO's asynchronous replay: purejaxppo is synchronous",
+    "circular_buffer_iterations_per_batch": "APPO's asynchronous replay: purejaxppo is "
+                                            "synchronous",
+    "replay_proportion": "IMPALA/APPO replay: purejaxppo is on-policy and synchronous",
+    "replay_buffer_num_slots": "IMPALA/APPO replay: purejaxppo is on-policy and synchronous",
+    "learner_queue_size": "IMPALA/APPO queues: purejaxppo is synchronous",
+    "broadcast_interval": "IMPALA/APPO weight broadcast: purejaxppo is synchronous",
+    "opt_type": "the optimiser is always Adam (adam_eps as an override)",
+    "normalize_actions": "Box actions are clipped or tanh-squashed into the bounds: choose "
+                         "action_bounds as an override",
+    "clip_actions": "Box actions are clipped or tanh-squashed into the bounds: choose "
+                    "action_bounds as an override",
+    "conv_filters": "the CNN is 3x3 stride-1 convolutions of conv_channels: give that as an "
+                    "override",
+}
+
+
+# ----------------------------------------------------------------------------- converters
+
+
+OFF = object()  # converter result: the key switches its feature off (vf_clip_param None / inf)
+SKIP = object()  # converter result: the key leaves its field as it is
+
+
+def _fail(key: str, value, message: str):
+    raise ConfigError(f"from_rllib: {key}={value!r}: {message}")
+
+
+def _number(key, value):
+    if isinstance(value, (list, tuple)):
+        _fail(key, value, "expected a number; schedules (lists of [timestep, value]) are not "
+              "supported")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        _fail(key, value, "expected a number")
+    return float(value)
+
+
+def _count(key, value, minimum: int = 1):
+    integral = isinstance(value, numbers.Integral) or (isinstance(value, float)
+                                                        and value.is_integer())
+    if isinstance(value, bool) or not integral or value < minimum:
+        _fail(key, value, f"expected an integer >= {minimum}")
+    return int(value)
+
+
+def _count0(key, value):
+    return _count(key, value, minimum=0)
+
+
+def _count_or_none(key, value):
+    return None if value is None else _count(key, value)
+
+
+def _bool(key, value):
+    if not isinstance(value, bool):
+        _fail(key, value, "expected True or False")
+    return value
+
+
+def _only(*allowed, why: str = ""):
+    """A value check: the key is accepted with one of `allowed` and has no field."""
+
+    def check(key, value):
+        if not any(value is a or (type(value) is type(a) and value == a) for a in allowed):
+            shown = " or ".join(repr(a) for a in allowed)
+            _fail(key, value, f"only {shown} is supported" + (f" ({why})" if why else ""))
+        return SKIP
+
+    return check
+
+
+def _env_name(key, value):
+    from purejaxppo.envs import available_envs
+
+    names = available_envs()
+    if not isinstance(value, str) or value not in names:
+        close = difflib.get_close_matches(str(value), names, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        _fail(key, value, f"not a gymnax environment{hint} (purejaxppo envs lists them)")
+    return value
+
+
+def _use_gae(key, value):
+    return SKIP if _bool(key, value) else 1.0
+
+
+def _vf_clip(key, value):
+    if value is None or (isinstance(value, numbers.Real) and value == math.inf):
+        return OFF
+    number = _number(key, value)
+    if not number > 0:
+        _fail(key, value, "expected a number > 0, or None / inf for no value clipping")
+    return math.sqrt(number)
+
+
+def _vf_coef(key, value):
+    return 2.0 * _number(key, value)
+
+
+def _use_kl_loss(key, value):
+    return "clip+kl_penalty" if _bool(key, value) else "clip"
+
+
+def _grad_clip(key, value):
+    return NO_GRAD_CLIP if value is None else _number(key, value)
+
+
+def _fragment(key, value):
+    return value if value == "auto" else _count(key, value)
+
+
+def _obs_filter(key, value):
+    filters = {"MeanStdFilter": True, "NoFilter": False}
+    if not isinstance(value, str) or value not in filters:
+        _fail(key, value, "expected 'MeanStdFilter' or 'NoFilter'")
+    return filters[value]
+
+
+def _env_config(key, value):
+    if value not in (None, {}):
+        _fail(key, value, "gymnax environment parameters are not configurable through "
+              "from_rllib (only an empty env_config)")
+    return SKIP
+
+
+def _hiddens(key, value):
+    if (not isinstance(value, (list, tuple)) or not value
+            or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0
+                   for v in value)):
+        _fail(key, value, "expected a non-empty list of positive layer sizes")
+    return tuple(int(v) for v in value)
+
+
+def _activation(key, value):
+    if value not in ("tanh", "relu"):
+        _fail(key, value, "purejaxppo's MLP activations are 'tanh' and 'relu'")
+    return value
+
+
+def _use_lstm(key, value):
+    if _bool(key, value):
+        _fail(key, value, "no LSTM here; purejaxppo's recurrent core is a GRU: give gru_size "
+              "as an override and leave use_lstm False")
+    return 0
+
+
+Converter = Callable[[str, Any], Any]
+
+# RLlib key -> (purejaxppo field, converter(key, value) -> the field's value). A field of None:
+# a value check only. The size keys (-> num_envs, num_steps, num_minibatches) are combined by
+# `_sizes`, the model dicts read by `_model` (MODEL_TABLE), and use_gae / lambda, vf_clip_param,
+# use_kl_loss / kl_coeff / kl_target combined in `from_rllib`.
+TABLE: dict[str, tuple[Optional[str], Optional[Converter]]] = {
+    "env": ("env_name", _env_name),
+    "gamma": ("gamma", _number),
+    "lr": ("learning_rate", _number),
+    "lambda": ("gae_lambda", _number),
+    "lambda_": ("gae_lambda", _number),
+    "use_gae": ("gae_lambda", _use_gae),
+    "clip_param": ("clip_eps", _number),
+    "vf_clip_param": ("vf_clip_eps", _vf_clip),
+    "vf_loss_coeff": ("vf_coef", _vf_coef),
+    "entropy_coeff": ("ent_coef", _number),
+    "use_kl_loss": ("policy_objective", _use_kl_loss),
+    "kl_coeff": ("kl_coef", _number),
+    "kl_target": ("kl_target", _number),
+    "grad_clip": ("max_grad_norm", _grad_clip),
+    "grad_clip_by": (None, _only("global_norm", why="max_grad_norm clips the global norm")),
+    "num_epochs": ("update_epochs", _count),
+    "num_sgd_iter": ("update_epochs", _count),
+    "train_batch_size": ("num_steps", _count),
+    "train_batch_size_per_learner": ("num_steps", _count_or_none),
+    "rollout_fragment_length": ("num_steps", _fragment),
+    "num_envs_per_env_runner": ("num_envs", _count),
+    "num_envs_per_worker": ("num_envs", _count),
+    "num_env_runners": ("num_envs", _count0),
+    "num_workers": ("num_envs", _count0),
+    "minibatch_size": ("num_minibatches", _count),
+    "sgd_minibatch_size": ("num_minibatches", _count),
+    "num_learners": ("num_minibatches", _count0),
+    "model": ("hidden_sizes", None),  # MODEL_TABLE
+    "model_config": ("hidden_sizes", None),  # MODEL_TABLE
+    "vf_share_layers": ("shared_trunk", _bool),
+    "observation_filter": ("normalize_obs", _obs_filter),
+    "use_critic": (None, _only(True, why="purejaxppo always learns a critic")),
+    "vtrace": (None, _only(False, why="no V-trace here: APPO without it is PPO with GAE")),
+    "shuffle_batch_per_epoch": (None, _only(True, why="minibatches are reshuffled every epoch")),
+    "shuffle_sequences": (None, _only(True, why="minibatches are reshuffled every epoch")),
+    "batch_mode": (None, _only("truncate_episodes", why="rollouts have a fixed length")),
+    "lr_schedule": (None, _only(None, why="the lr is constant (or linearly annealed to 0 with "
+                                          "the anneal_lr override)")),
+    "entropy_coeff_schedule": (None, _only(None, why="ent_coef is constant")),
+    "env_config": (None, _env_config),
+    "clip_rewards": (None, _only(None, False, why="rewards are never clipped")),
+}
+
+MODEL_TABLE: dict[str, tuple[Optional[str], Converter]] = {
+    "fcnet_hiddens": ("hidden_sizes", _hiddens),
+    "fcnet_activation": ("activation", _activation),
+    "vf_share_layers": ("shared_trunk", _bool),
+    "use_lstm": ("gru_size", _use_lstm),
+    "free_log_std": (None, _only(True, why="the Gaussian's log-std is a free parameter, not a "
+                                           "network output")),
+    "conv_activation": (None, _only("relu", why="the CNN's activation is ReLU")),
+}
+
+# What from_rllib implies without a key (RLlib has no such switch, or has it fixed).
+IMPLIED = {"anneal_lr": False, "target_kl": 0.0, "normalize_advantages": True, "gru_size": 0}
+
+MAPPED_FIELDS: tuple[str, ...] = (
+    "env_name", "gamma", "learning_rate", "gae_lambda", "clip_eps", "vf_clip_eps", "clip_value",
+    "vf_coef", "ent_coef", "policy_objective", "kl_adaptation", "kl_coef", "kl_target",
+    "max_grad_norm", "update_epochs", "num_envs", "num_steps", "num_minibatches", "hidden_sizes",
+    "activation", "shared_trunk", "gru_size", "normalize_obs", "anneal_lr", "target_kl",
+    "normalize_advantages")
+UNMAPPED_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(PPOConfig)
+                                         if f.name not in MAPPED_FIELDS)
+
+
+def accepted_keys() -> tuple[str, ...]:
+    """Every top-level key `from_rllib` accepts (translated or checked, then ignored ones)."""
+    return tuple(TABLE) + tuple(IGNORED)
+
+
+# ----------------------------------------------------------------------------- from_rllib
+
+_SIZE_KEYS = ("train_batch_size", "train_batch_size_per_learner", "rollout_fragment_length",
+              "num_envs_per_env_runner", "num_env_runners", "minibatch_size", "num_learners")
+_COMBINED = ("lambda", "use_gae", "vf_clip_param", "use_kl_loss", "kl_coeff", "kl_target")
+
+
+def _canonical(d: dict) -> tuple[dict, dict]:
+    """`d` without the `IGNORED` keys, old spellings under RLlib's current key (top-level
+    `vf_share_layers` left out: `_model` takes it), and {current key: key as given}.
+    ConfigError when two spellings of one key disagree."""
+    out, given = {}, {}
+    for key, value in d.items():
+        if key == "vf_share_layers" or key in IGNORED:
+            continue
+        name = ALIASES.get(key, key)
+        if name in out and out[name] != value:
+            raise ConfigError(f"from_rllib: {given[name]}={out[name]!r} and {key}={value!r} "
+                              f"are the same setting with different values: give one")
+        out[name], given[name] = value, key
+    return out, given
+
+
+def _model(model, key: str, top_share) -> tuple[dict, dict]:
+    """The fields of the `model` / `model_config` dict `model` (missing sub-keys: RLlib's
+    defaults for `key`) and their sources; `top_share` is a top-level `vf_share_layers` (old
+    spelling) or None."""
+    model = {} if model is None else model
+    if not isinstance(model, dict):
+        _fail(key, model, "expected a dict of model settings")
+    unknown = [k for k in model if k not in MODEL_TABLE]
+    if unknown:
+        explained = [f"{k!r} ({UNSUPPORTED[k]})" if k in UNSUPPORTED else repr(k)
+                     for k in unknown]
+        raise ConfigError(f"from_rllib: {key}: keys with no meaning in purejaxppo: "
+                          f"{', '.join(explained)}. Accepted: {', '.join(MODEL_TABLE)}")
+    merged = {**RLLIB_MODEL_DEFAULTS[key], **model}
+    names = {sub: f"{key}.{sub}" for sub in merged}
+    if top_share is not None:
+        if "vf_share_layers" in model and model["vf_share_layers"] != top_share:
+            raise ConfigError(f"from_rllib: vf_share_layers={top_share!r} and "
+                              f"{key}.vf_share_layers={model['vf_share_layers']!r} disagree: "
+                              f"give one")
+        merged["vf_share_layers"], names["vf_share_layers"] = top_share, "vf_share_layers"
+    changes, sources = {}, {}
+    for sub, value in merged.items():
+        field, convert = MODEL_TABLE[sub]
+        result = convert(names[sub], value)
+        if field is not None and result is not SKIP:
+            changes[field], sources[field] = result, f"{names[sub]}={value!r}"
+    return changes, sources
+
+
+def _sizes(values: dict, given: dict, overrides: dict) -> dict:
+    """num_envs, num_steps and num_minibatches from RLlib's batch arithmetic (`values`: the
+    converted size keys): train_batch_size = num_envs * num_steps, num_envs =
+    num_envs_per_env_runner * max(1, num_env_runners), minibatch_size = batch /
+    max(1, num_learners) / num_minibatches. Overrides of the three replace their step."""
+    def shown(key):
+        default = "" if key in given else " (RLlib default)"
+        return f"{given.get(key, key)}={values[key]!r}{default}"
+
+    runners, per_runner = values["num_env_runners"], values["num_envs_per_env_runner"]
+    learners = max(1, values["num_learners"])
+    per_learner = values["train_batch_size_per_learner"]
+    batch = per_learner * learners if per_learner is not None else values["train_batch_size"]
+    batch_key = ("train_batch_size_per_learner" if per_learner is not None
+                 else "train_batch_size")
+    num_envs = overrides.get("num_envs", per_runner * max(1, runners))
+    out = {"num_envs": num_envs}
+    if "num_steps" in overrides:
+        out["num_steps"] = overrides["num_steps"]
+        batch = num_envs * out["num_steps"]
+    else:
+        if batch % num_envs:
+            envs = ("num_envs, an override" if "num_envs" in overrides else
+                    f"{shown('num_envs_per_env_runner')} x max(1, {shown('num_env_runners')})")
+            raise ConfigError(f"from_rllib: {shown(batch_key)}: a batch of {batch} transitions "
+                              f"does not divide among {num_envs} environments ({envs}); "
+                              f"train_batch_size = num_envs * num_steps")
+        out["num_steps"] = batch // num_envs
+        fragment = values["rollout_fragment_length"]
+        if fragment != "auto" and fragment != out["num_steps"]:
+            raise ConfigError(f"from_rllib: {shown('rollout_fragment_length')}: a batch of "
+                              f"{batch} transitions ({shown(batch_key)}) over {num_envs} "
+                              f"environments is {out['num_steps']} steps per environment and "
+                              f"update; give 'auto' or {out['num_steps']}")
+    if "num_minibatches" in overrides:
+        out["num_minibatches"] = overrides["num_minibatches"]
+        return out
+    if batch % learners:
+        raise ConfigError(f"from_rllib: {shown('num_learners')}: a batch of {batch} transitions "
+                          f"does not divide among {learners} learners")
+    minibatch = values["minibatch_size"]
+    if (batch // learners) % minibatch:
+        per = f" per learner ({learners})" if learners > 1 else ""
+        raise ConfigError(f"from_rllib: {shown('minibatch_size')}: the batch of "
+                          f"{batch // learners} transitions{per} ({shown(batch_key)}) is not a "
+                          f"multiple of it; purejaxppo splits each batch into equal minibatches "
+                          f"(RLlib wraps around the batch end)")
+    out["num_minibatches"] = batch // learners // minibatch
+    return out
+
+
+def from_rllib(d: dict, **overrides) -> PPOConfig:
+    """The validated `PPOConfig` for RLlib PPO config dict `d`, `overrides` (purejaxppo fields)
+    winning. Missing keys take `RLLIB_PPO_DEFAULTS`; see the module docstring for the mapping,
+    the keys accepted and ignored, and what is rejected. ConfigError names the offending key."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"from_rllib: expected a dict of RLlib config keys, got "
+                          f"{type(d).__name__}")
+    fields = {f.name for f in dataclasses.fields(PPOConfig)}
+    bad = [k for k in overrides if k not in fields]
+    if bad:
+        raise ConfigError(f"from_rllib: overrides {', '.join(bad)} are not PPOConfig fields "
+                          f"(overrides use purejaxppo names; RLlib keys go in the dict)")
+    unknown = [k for k in d if k not in TABLE and k not in IGNORED]
+    if unknown:
+        explained = [f"{k!r} ({UNSUPPORTED[k]})" if k in UNSUPPORTED else repr(k)
+                     for k in unknown]
+        raise ConfigError("from_rllib: keys with no meaning in purejaxppo: "
+                          + ", ".join(explained) + ". Accepted: " + ", ".join(TABLE)
+                          + "; accepted and ignored (infrastructure): " + ", ".join(IGNORED))
+    user, given = _canonical(d)
+    merged = {**RLLIB_PPO_DEFAULTS, **user}
+    converted = {key: TABLE[key][1](given.get(key, key), value)
+                 for key, value in merged.items() if TABLE[key][1] is not None}
+
+    def source(key):
+        return f"{given.get(key, key)}={merged[key]!r}"
+
+    changes, sources = _model(user.get("model"), given.get("model", "model"),
+                              d.get("vf_share_layers"))
+    for key, result in converted.items():
+        field = TABLE[key][0]
+        if field is None or result is SKIP or key in _SIZE_KEYS or key in _COMBINED:
+            continue
+        changes[field], sources[field] = result, source(key)
+    # vf_clip_param: √ (value units), or None / inf: no value clipping
+    if converted["vf_clip_param"] is OFF:
+        changes["clip_value"] = False
+    else:
+        changes["clip_value"], changes["vf_clip_eps"] = True, converted["vf_clip_param"]
+        sources["vf_clip_eps"] = source("vf_clip_param")
+    # use_gae=False: bootstrapped Monte-Carlo returns, i.e. λ = 1
+    if converted["use_gae"] is SKIP:
+        changes["gae_lambda"], sources["gae_lambda"] = converted["lambda"], source("lambda")
+    else:
+        if "lambda" in user and converted["lambda"] != 1.0:
+            raise ConfigError(f"from_rllib: {given['use_gae']}=False makes RLlib ignore "
+                              f"{source('lambda')} (it uses bootstrapped Monte-Carlo returns: "
+                              f"GAE with λ = 1); drop one of them")
+        changes["gae_lambda"], sources["gae_lambda"] = 1.0, source("use_gae")
+    # the KL loss, with RLlib's β adaptation; kl_coeff = 0 switches it off
+    kl_on = converted["use_kl_loss"] == "clip+kl_penalty" and converted["kl_coeff"] != 0.0
+    changes["policy_objective"] = "clip+kl_penalty" if kl_on else "clip"
+    if kl_on:
+        changes["kl_adaptation"] = "rllib"
+    for key in ("kl_coeff", "kl_target"):
+        if kl_on or converted[key] > 0:  # unused and <= 0: leave our (valid) default
+            field = TABLE[key][0]
+            changes[field], sources[field] = converted[key], source(key)
+    changes.update(IMPLIED)
+    changes.update(_sizes({k: converted[k] for k in _SIZE_KEYS}, given, overrides))
+    changes.update(overrides)
+    config = PPOConfig(**changes)
+    try:
+        validate_config(config)
+    except ConfigError as err:
+        field = next((f for f in sources if f"PPOConfig.{f}:" in str(err)), None)
+        if field is None or field in overrides:
+            raise
+        raise ConfigError(f"{err} (from RLlib {sources[field]})") from None
+    return config
+
+
+# ----------------------------------------------------------------------------- to_rllib
+
+
+def to_rllib(config: PPOConfig) -> dict:
+    """RLlib PPO config keys for `config` (see the module docstring): `from_rllib` of the result
+    gives back every field in `MAPPED_FIELDS`. ConfigError naming every field whose value RLlib's
+    PPO cannot express."""
+    validate_config(config)
+    problems = []
+    if config.policy_objective == "kl_penalty":
+        problems.append("policy_objective: 'kl_penalty' has no clipped term; RLlib's PPO always "
+                        "clips (use 'clip+kl_penalty')")
+    elif config.policy_objective == "clip+kl_penalty" and config.kl_adaptation != "rllib":
+        problems.append(f"kl_adaptation: {config.kl_adaptation!r}; RLlib adapts β by its own "
+                        f"rule ('rllib')")
+    if config.anneal_lr:
+        problems.append("anneal_lr: True; RLlib's lr is constant without an lr_schedule, which "
+                        "is not translated (set anneal_lr=False)")
+    if config.target_kl > 0:
+        problems.append(f"target_kl: {config.target_kl}; RLlib's PPO has no KL early stopping")
+    if not config.normalize_advantages:
+        problems.append("normalize_advantages: False; RLlib always standardises advantages")
+    if config.gru_size:
+        problems.append(f"gru_size: {config.gru_size}; RLlib's recurrent core is an LSTM")
+    if problems:
+        raise ConfigError("to_rllib: RLlib's PPO cannot express PPOConfig."
+                          + "; PPOConfig.".join(problems))
+    return {
+        "env": config.env_name,
+        "gamma": config.gamma,
+        "lr": config.learning_rate,
+        "lr_schedule": None,
+        "use_gae": True,
+        "lambda": config.gae_lambda,
+        "use_critic": True,
+        "clip_param": config.clip_eps,
+        "vf_clip_param": config.vf_clip_eps ** 2 if config.clip_value else math.inf,
+        "vf_loss_coeff": config.vf_coef / 2,
+        "entropy_coeff": config.ent_coef,
+        "use_kl_loss": config.policy_objective == "clip+kl_penalty",
+        "kl_coeff": config.kl_coef,
+        "kl_target": config.kl_target,
+        "grad_clip": None if config.max_grad_norm == NO_GRAD_CLIP else config.max_grad_norm,
+        "grad_clip_by": "global_norm",
+        "num_epochs": config.update_epochs,
+        "train_batch_size": config.batch_size,
+        "minibatch_size": config.minibatch_size,
+        "num_learners": 0,
+        "num_env_runners": 0,
+        "num_envs_per_env_runner": config.num_envs,
+        "rollout_fragment_length": config.num_steps,
+        "observation_filter": "MeanStdFilter" if config.normalize_obs else "NoFilter",
+        "model": {"fcnet_hiddens": list(config.hidden_sizes),
+                  "fcnet_activation": config.activation,
+                  "vf_share_layers": config.shared_trunk, "use_lstm": False},
+    }

@@ -1,0 +1,257 @@
+"""RLlib's PPO config vocabulary: `PPOConfig.from_rllib` and `to_rllib` (purejaxppo/rllib.py)."""
+
+import dataclasses
+import math
+import random
+
+import pytest
+
+import purejaxppo
+from purejaxppo import ConfigError, PPOConfig
+from purejaxppo.rllib import (ALIASES, MAPPED_FIELDS, NO_GRAD_CLIP, RLLIB_PPO_DEFAULTS,
+                              UNMAPPED_FIELDS, from_rllib, to_rllib)
+
+# RLlib's PPO defaults, written out here (ray.rllib.algorithms.ppo.PPOConfig; gamma and the
+# env-runner settings from AlgorithmConfig, num_env_runners=2 from PPOConfig itself).
+RLLIB_DEFAULTS = {
+    "gamma": 0.99, "lr": 5e-5, "lr_schedule": None, "train_batch_size": 4000,
+    "train_batch_size_per_learner": None, "num_learners": 0, "minibatch_size": 128,
+    "num_epochs": 30, "shuffle_batch_per_epoch": True, "use_critic": True, "use_gae": True,
+    "lambda": 1.0, "use_kl_loss": True, "kl_coeff": 0.2, "kl_target": 0.01,
+    "vf_loss_coeff": 1.0, "entropy_coeff": 0.0, "entropy_coeff_schedule": None,
+    "clip_param": 0.3, "vf_clip_param": 10.0, "grad_clip": None, "grad_clip_by": "global_norm",
+    "num_env_runners": 2, "num_envs_per_env_runner": 1, "rollout_fragment_length": "auto",
+    "batch_mode": "truncate_episodes", "observation_filter": "NoFilter",
+    "model": {"fcnet_hiddens": [256, 256], "fcnet_activation": "tanh", "vf_share_layers": False},
+}
+
+# Sizes that divide: 4 envs x 128 steps, minibatches of 128.
+BASE = {"train_batch_size": 512, "minibatch_size": 128, "num_env_runners": 0,
+        "num_envs_per_env_runner": 4}
+
+
+def convert(**keys):
+    """from_rllib of BASE updated with `keys` (an old spelling given replaces BASE's new one)."""
+    given = {ALIASES.get(k, k) for k in keys}
+    return from_rllib({**{k: v for k, v in BASE.items() if k not in given}, **keys})
+
+
+def test_rllib_defaults_are_written_out_and_missing_keys_take_them():
+    assert RLLIB_PPO_DEFAULTS == RLLIB_DEFAULTS
+    # RLlib's own defaults do not split into equal minibatches (4000 / 128 = 31.25): the error
+    # names the key (and says when the value is RLlib's default rather than given).
+    with pytest.raises(ConfigError, match=r"minibatch_size=128: the batch of 4000 "):
+        from_rllib(RLLIB_DEFAULTS)
+    with pytest.raises(ConfigError, match=r"minibatch_size=128 \(RLlib default\): .* 4000 "):
+        from_rllib({})
+    fixed = {**RLLIB_DEFAULTS, "minibatch_size": 125}
+    config = from_rllib(fixed)
+    assert config == from_rllib({"minibatch_size": 125})  # missing keys: RLlib's defaults
+    assert config == from_rllib(RLLIB_DEFAULTS, num_minibatches=32)  # an override replaces it
+    purejaxppo.validate_config(config)
+    assert (config.num_envs, config.num_steps, config.num_minibatches) == (2, 2000, 32)
+    assert config.update_epochs == 30 and config.learning_rate == 5e-5 and config.gamma == 0.99
+    assert config.gae_lambda == 1.0 and config.clip_eps == 0.3 and config.ent_coef == 0.0
+    assert config.vf_coef == 2.0 and config.vf_clip_eps == math.sqrt(10.0) and config.clip_value
+    assert config.policy_objective == "clip+kl_penalty" and config.kl_adaptation == "rllib"
+    assert config.kl_coef == 0.2 and config.kl_target == 0.01
+    assert config.max_grad_norm == NO_GRAD_CLIP
+    assert config.hidden_sizes == (256, 256) and config.activation == "tanh"
+    assert not config.shared_trunk and not config.normalize_obs
+    # implied by RLlib, no key: constant lr, no KL early stopping, advantages standardised
+    assert not config.anneal_lr and config.target_kl == 0 and config.normalize_advantages
+    assert config.gru_size == 0
+    # untouched: ours
+    assert config.total_timesteps == PPOConfig().total_timesteps
+    assert config.adam_eps == PPOConfig().adam_eps
+
+
+@pytest.mark.parametrize("keys, expected", [
+    ({"env": "Pendulum-v1"}, {"env_name": "Pendulum-v1"}),
+    ({"gamma": 0.9}, {"gamma": 0.9}),
+    ({"lr": 3e-4}, {"learning_rate": 3e-4, "anneal_lr": False}),
+    ({"lambda": 0.9}, {"gae_lambda": 0.9}),
+    ({"lambda_": 0.8}, {"gae_lambda": 0.8}),
+    ({"use_gae": False}, {"gae_lambda": 1.0}),
+    ({"use_gae": True, "lambda": 0.95}, {"gae_lambda": 0.95}),
+    ({"clip_param": 0.1}, {"clip_eps": 0.1}),
+    ({"vf_clip_param": 4.0}, {"vf_clip_eps": 2.0, "clip_value": True}),
+    ({"vf_clip_param": None}, {"clip_value": False}),
+    ({"vf_clip_param": float("inf")}, {"clip_value": False}),
+    ({"vf_loss_coeff": 0.25}, {"vf_coef": 0.5}),
+    ({"entropy_coeff": 0.01}, {"ent_coef": 0.01}),
+    ({"use_kl_loss": True, "kl_coeff": 0.5}, {"policy_objective": "clip+kl_penalty",
+                                              "kl_adaptation": "rllib", "kl_coef": 0.5}),
+    ({"use_kl_loss": False, "kl_coeff": 0.5}, {"policy_objective": "clip", "kl_coef": 0.5,
+                                               "kl_adaptation": "paper"}),
+    ({"use_kl_loss": True, "kl_coeff": 0.0}, {"policy_objective": "clip"}),
+    ({"kl_target": 0.02}, {"kl_target": 0.02}),
+    ({"grad_clip": 0.5}, {"max_grad_norm": 0.5}),
+    ({"grad_clip": None}, {"max_grad_norm": NO_GRAD_CLIP}),
+    ({"num_epochs": 7}, {"update_epochs": 7}),
+    ({"num_sgd_iter": 7}, {"update_epochs": 7}),
+    ({"train_batch_size": 1024}, {"num_envs": 4, "num_steps": 256, "num_minibatches": 8}),
+    ({"num_env_runners": 4, "num_envs_per_env_runner": 2}, {"num_envs": 8, "num_steps": 64}),
+    ({"num_workers": 2, "num_envs_per_worker": 8}, {"num_envs": 16, "num_steps": 32}),
+    ({"minibatch_size": 64}, {"num_minibatches": 8}),
+    ({"sgd_minibatch_size": 256}, {"num_minibatches": 2}),
+    ({"num_learners": 2, "minibatch_size": 64}, {"num_minibatches": 4}),
+    ({"train_batch_size_per_learner": 256, "num_learners": 2, "minibatch_size": 64},
+     {"num_steps": 128, "num_minibatches": 4}),
+    ({"rollout_fragment_length": 128}, {"num_steps": 128}),
+    ({"model": {"fcnet_hiddens": [32, 16], "fcnet_activation": "relu",
+                "vf_share_layers": True}},
+     {"hidden_sizes": (32, 16), "activation": "relu", "shared_trunk": True}),
+    ({"model": {"fcnet_hiddens": [32]}}, {"hidden_sizes": (32,), "shared_trunk": False}),
+    ({"model_config": {"fcnet_hiddens": [32]}},  # the new stack's model shares by default
+     {"hidden_sizes": (32,), "shared_trunk": True}),
+    ({"vf_share_layers": True}, {"shared_trunk": True}),
+    ({"model": {"use_lstm": False, "free_log_std": True, "conv_activation": "relu"}},
+     {"gru_size": 0}),
+    ({"observation_filter": "MeanStdFilter"}, {"normalize_obs": True}),
+    ({"observation_filter": "NoFilter"}, {"normalize_obs": False}),
+])
+def test_each_key_maps_to_its_field(keys, expected):
+    config = convert(**keys)
+    assert {k: getattr(config, k) for k in expected} == expected
+
+
+def test_checked_and_ignored_keys_change_nothing():
+    plain = convert()
+    checked = {"use_critic": True, "vtrace": False, "shuffle_batch_per_epoch": True,
+               "shuffle_sequences": True, "batch_mode": "truncate_episodes", "lr_schedule": None,
+               "entropy_coeff_schedule": None, "env_config": {}, "clip_rewards": None,
+               "grad_clip_by": "global_norm", "rollout_fragment_length": "auto"}
+    ignored = {"framework": "torch", "num_gpus": 1, "seed": 123, "log_level": "WARN",
+               "num_cpus_per_env_runner": 2, "evaluation_interval": 10}
+    assert convert(**checked, **ignored) == plain
+
+
+def test_overrides_use_our_names_and_win():
+    config = from_rllib({**BASE, "lr": 1e-3}, total_timesteps=10_240, learning_rate=5e-4,
+                        num_envs=8)
+    assert config.total_timesteps == 10_240 and config.learning_rate == 5e-4
+    assert (config.num_envs, config.num_steps) == (8, 64)  # 512 transitions over 8 envs
+    assert PPOConfig.from_rllib(BASE, num_steps=32).batch_size == 128
+    with pytest.raises(ConfigError, match="lr_rate"):
+        from_rllib(BASE, lr_rate=1e-3)
+
+
+def test_classmethod_and_package_exports():
+    assert PPOConfig.from_rllib(BASE, gamma=0.9) == from_rllib(BASE, gamma=0.9)
+    assert purejaxppo.from_rllib is from_rllib and purejaxppo.to_rllib is to_rllib
+
+
+ROUND_TRIP = [
+    PPOConfig(anneal_lr=False),
+    PPOConfig(anneal_lr=False, env_name="Pendulum-v1", num_envs=8, num_steps=64,
+              update_epochs=10, num_minibatches=16, learning_rate=3e-4, gamma=0.95,
+              gae_lambda=0.9, clip_eps=0.1, vf_clip_eps=0.3, vf_coef=1.5, ent_coef=0.003,
+              max_grad_norm=NO_GRAD_CLIP, policy_objective="clip+kl_penalty",
+              kl_adaptation="rllib", kl_coef=0.3, kl_target=0.02, hidden_sizes=(128, 32),
+              activation="relu", shared_trunk=True, normalize_obs=True),
+    PPOConfig(anneal_lr=False, clip_value=False, max_grad_norm=1.0),
+]
+
+
+@pytest.mark.parametrize("config", ROUND_TRIP)
+def test_round_trip(config):
+    back = from_rllib(to_rllib(config))
+    assert {f: getattr(back, f) for f in MAPPED_FIELDS} == \
+        {f: getattr(config, f) for f in MAPPED_FIELDS}
+    carried = {f: getattr(config, f) for f in UNMAPPED_FIELDS}
+    assert from_rllib(to_rllib(config), **carried) == config
+    assert to_rllib(back) == to_rllib(config)
+
+
+def test_round_trip_is_exact_for_the_rescaled_values():
+    """vf_clip_eps goes out squared and back as a square root, vf_coef halved and doubled."""
+    rng = random.Random(0)
+    for _ in range(200):
+        config = PPOConfig(anneal_lr=False, vf_clip_eps=rng.uniform(1e-3, 100.0),
+                           vf_coef=rng.uniform(0.0, 10.0))
+        back = from_rllib(to_rllib(config))
+        assert (back.vf_clip_eps, back.vf_coef) == (config.vf_clip_eps, config.vf_coef)
+
+
+def test_mapped_and_unmapped_fields_cover_the_config():
+    fields = [f.name for f in dataclasses.fields(PPOConfig)]
+    assert sorted(MAPPED_FIELDS + UNMAPPED_FIELDS) == sorted(fields)
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({}, "anneal_lr"),  # our default anneals; RLlib's lr is constant
+    ({"anneal_lr": False, "policy_objective": "kl_penalty"}, "policy_objective"),
+    ({"anneal_lr": False, "policy_objective": "clip+kl_penalty"}, "kl_adaptation"),
+    ({"anneal_lr": False, "target_kl": 0.02}, "target_kl"),
+    ({"anneal_lr": False, "normalize_advantages": False}, "normalize_advantages"),
+    ({"anneal_lr": False, "gru_size": 8}, "gru_size"),
+])
+def test_to_rllib_refuses_what_rllib_cannot_express(changes, field):
+    with pytest.raises(ConfigError, match=f"PPOConfig.{field}"):
+        to_rllib(PPOConfig(**changes))
+
+
+def test_unknown_keys_are_all_named_with_the_accepted_ones():
+    with pytest.raises(ConfigError) as err:
+        convert(foo=1, sgd_stepsize=2, tau=0.5, normalize_actions=True)
+    text = str(err.value)
+    for key in ("'foo'", "'sgd_stepsize'", "'tau'", "'normalize_actions'"):
+        assert key in text
+    assert "target network" in text and "action_bounds" in text  # why, for known RLlib keys
+    assert "Accepted: env, gamma, lr" in text and "minibatch_size" in text
+    assert "ignored (infrastructure): framework" in text
+    with pytest.raises(ConfigError, match=r"model: .*'conv_filters'.*'post_fcnet_hiddens'"):
+        convert(model={"conv_filters": [[16, 3, 1]], "post_fcnet_hiddens": [8]})
+
+
+@pytest.mark.parametrize("keys, pattern", [
+    ({"train_batch_size": 1000, "num_envs_per_env_runner": 3},
+     r"train_batch_size=1000: .* 3 environments \(num_envs_per_env_runner=3 x max\(1, "
+     r"num_env_runners=0\)\)"),
+    ({"train_batch_size_per_learner": 250, "num_envs_per_env_runner": 3},
+     r"train_batch_size_per_learner=250: .* 3 environments"),
+    ({"minibatch_size": 100}, r"minibatch_size=100: the batch of 512 transitions"),
+    ({"sgd_minibatch_size": 100}, r"sgd_minibatch_size=100"),
+    ({"num_learners": 3}, r"num_learners=3: .*512 transitions .* 3 learners"),
+    ({"rollout_fragment_length": 100}, r"rollout_fragment_length=100: .* give 'auto' or 128"),
+])
+def test_sizes_that_do_not_divide_name_the_key(keys, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        convert(**keys)
+
+
+@pytest.mark.parametrize("keys, pattern", [
+    ({"lr_schedule": [[0, 1e-3], [1000, 1e-4]]}, r"lr_schedule=.*only None"),
+    ({"lr": [[0, 1e-3], [1000, 1e-4]]}, r"lr=.*schedules"),
+    ({"entropy_coeff_schedule": [[0, 0.01]]}, r"entropy_coeff_schedule=.*only None"),
+    ({"entropy_coeff": "0.01"}, r"entropy_coeff='0.01': expected a number"),
+    ({"use_critic": False}, r"use_critic=False: .*always learns a critic"),
+    ({"vtrace": True}, r"vtrace=True: .*V-trace"),
+    ({"batch_mode": "complete_episodes"}, r"batch_mode="),
+    ({"grad_clip_by": "value"}, r"grad_clip_by="),
+    ({"env_config": {"max_steps": 10}}, r"env_config="),
+    ({"clip_rewards": True}, r"clip_rewards=True"),
+    ({"env": "CartPol-v1"}, r"env='CartPol-v1': .*did you mean CartPole-v1"),
+    ({"model": {"fcnet_activation": "linear"}}, r"model.fcnet_activation='linear'"),
+    ({"model": {"use_lstm": True}}, r"model.use_lstm=True: .*GRU"),
+    ({"model": {"free_log_std": False}}, r"model.free_log_std=False"),
+    ({"model_config": {"fcnet_hiddens": [0]}}, r"model_config.fcnet_hiddens=\[0\]"),
+    ({"num_epochs": 2.5}, r"num_epochs=2.5: expected an integer"),
+    ({"num_epochs": 3, "num_sgd_iter": 4}, r"num_epochs=3 and num_sgd_iter=4"),
+    ({"vf_share_layers": True, "model": {"vf_share_layers": False}}, r"vf_share_layers"),
+    ({"use_gae": False, "lambda": 0.95}, r"use_gae=False makes RLlib ignore lambda=0.95"),
+    ({"vf_clip_param": -1.0}, r"vf_clip_param=-1.0: expected a number > 0"),
+    ({"observation_filter": "ConcurrentMeanStdFilter"}, r"observation_filter="),
+    # out of range after translation: validate_config's message, and the key it came from
+    ({"clip_param": -0.2}, r"PPOConfig.clip_eps: must be > 0.*from RLlib clip_param=-0.2"),
+    ({"gamma": 1.5}, r"PPOConfig.gamma: .*from RLlib gamma=1.5"),
+])
+def test_values_with_no_equivalent_are_errors_naming_the_key(keys, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        convert(**keys)
+
+
+def test_not_a_dict():
+    with pytest.raises(ConfigError, match="expected a dict"):
+        from_rllib([("lr", 1e-3)])

@@ -55,11 +55,17 @@ def _merge_option(changes: dict, name: str, option: str, value) -> None:
 
 
 def config_changes(args) -> dict:
-    """The config fields the command line sets: `--set`, `--env`, `--total-timesteps`."""
+    """The config fields the command line sets: `--set`, `--env`, `--total-timesteps`; with
+    `--preset`, every field (the preset's, changed by those)."""
     changes = dict(parse_override(s) for s in args.set)
     _merge_option(changes, "env_name", "--env", getattr(args, "env", None))
     _merge_option(changes, "total_timesteps", "--total-timesteps",
                   getattr(args, "total_timesteps", None))
+    preset = getattr(args, "preset", None)
+    if preset is not None:  # every field: the preset's, then the command line's
+        from purejaxppo import presets
+
+        return dataclasses.asdict(presets.get(preset, **changes))
     return changes
 
 
@@ -724,6 +730,9 @@ def _add_run_options(p: argparse.ArgumentParser, default_seeds: int) -> None:
     p.add_argument("--num-seeds", type=int, default=default_seeds)
     p.add_argument("--seed", type=int, default=0, help="base PRNG seed")
     p.add_argument("--total-timesteps", type=int, default=None)
+    p.add_argument("--preset", default=None, metavar="NAME",
+                   help="start from a named config (purejaxppo.presets; `purejaxppo envs` "
+                   "lists them per environment); --env, --total-timesteps and --set change it")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override any PPOConfig field, e.g. --set learning_rate=3e-4")
     p.add_argument("--final-window", type=int, default=10,

@@ -1,0 +1,133 @@
+"""Named configurations: one per environment family, and one per environment where tuning paid.
+
+    config = purejaxppo.presets.get("pendulum")                         # a PPOConfig
+    config = purejaxppo.presets.get("minatar", env_name="Asterix-MinAtar", total_timesteps=10**6)
+    purejaxppo train --preset pendulum --num-seeds 8                    # the same from the CLI
+
+Every preset says where it starts from (`source`: the published configuration) and how it was
+tuned (`tuning`: the project's own sweep, with the command, or "not tuned yet"). `measured` is a
+result this project measured with exactly that config (or "not measured yet"); numbers are never
+copied from elsewhere. A family preset applies to every environment in `envs`; pass `env_name`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from purejaxppo.config import ConfigError, PPOConfig
+
+CLASSIC_DISCRETE = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0")
+CLASSIC_CONTINUOUS = ("Pendulum-v1", "MountainCarContinuous-v0")
+MINATAR = ("Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar", "SpaceInvaders-MinAtar",
+           "Seaquest-MinAtar")
+BSUITE = ("Catch-bsuite", "DeepSea-bsuite", "MemoryChain-bsuite", "UmbrellaChain-bsuite",
+          "DiscountingChain-bsuite", "MNISTBandit-bsuite", "SimpleBandit-bsuite")
+MISC = ("FourRooms-misc", "MetaMaze-misc", "PointRobot-misc", "BernoulliBandit-misc",
+        "GaussianBandit-misc", "Reacher-misc", "Swimmer-misc", "Pong-misc", "FrozenLake-misc")
+
+
+class Preset(NamedTuple):
+    """A named `PPOConfig` and its provenance."""
+
+    config: PPOConfig
+    envs: tuple[str, ...]  # the environments it is meant for (its own env_name among them)
+    source: str  # the published configuration it starts from
+    tuning: str  # how this project tuned it (sweep command), or "not tuned yet"
+    measured: str  # what this project measured with it, or "not measured yet"
+
+
+# Continuous control: Gaussian head, observation and reward normalisation, long rollouts.
+_CONTINUOUS = PPOConfig(env_name="Pendulum-v1", total_timesteps=1_000_000, num_envs=16,
+                        num_steps=256, update_epochs=10, num_minibatches=16, learning_rate=1e-3,
+                        ent_coef=0.0, normalize_obs=True, normalize_reward=True)
+# MinAtar: the MinAtar paper's CNN, gymnax-blines' sizes and budget.
+_MINATAR = PPOConfig(env_name="Breakout-MinAtar", total_timesteps=10_000_000, num_envs=64,
+                     num_steps=128, update_epochs=4, num_minibatches=8, learning_rate=1e-3,
+                     network="cnn", activation="relu")
+
+PRESETS: dict[str, Preset] = {
+    "cartpole": Preset(
+        PPOConfig(env_name="CartPole-v1"), ("CartPole-v1",),
+        source="PureJaxRL ppo.py / CleanRL ppo.py defaults (4x128, 4 epochs x 4 minibatches, "
+               "lr 2.5e-4 annealed), which are PPOConfig's defaults",
+        tuning="not tuned: the defaults reach the maximum return",
+        measured="500.0 ± 0.0 over 16 seeds at 5e5 steps "
+                 "(experiments/results/CartPole-v1_curves.json)"),
+    "classic-control": Preset(
+        PPOConfig(env_name="Acrobot-v1", num_envs=16, num_steps=32, learning_rate=5e-4),
+        CLASSIC_DISCRETE,
+        source="gymnax-blines' Acrobot-v1 setting (16x32, 4 epochs x 4 minibatches, lr 5e-4)",
+        tuning="not tuned yet", measured="not measured yet"),
+    "pendulum": Preset(
+        _CONTINUOUS, ("Pendulum-v1",),
+        source="SB3 rl-zoo / CleanRL continuous PPO shape (long rollouts, 10 epochs, "
+               "normalisation), at gymnax-blines' 1e6 budget",
+        tuning="purejaxppo sweep --env Pendulum-v1 --num-seeds 4 --total-timesteps 1000000 "
+               "--set num_envs=16 --set num_steps=256 --set update_epochs=10 "
+               "--set num_minibatches=16 --set ent_coef=0 --set normalize_obs=true "
+               "--set normalize_reward=true --grid gamma=0.9,0.95,0.99 "
+               "--grid learning_rate=1e-3,3e-3 (experiments/README.md)",
+        measured="-153.1 ± 8.6 over 8 seeds at 1e6 steps "
+                 "(experiments/results/Pendulum-v1_curves.json)"),
+    "mountaincar-continuous": Preset(
+        _CONTINUOUS.replace(env_name="MountainCarContinuous-v0", gamma=0.999, ent_coef=0.01),
+        ("MountainCarContinuous-v0",),
+        source="the pendulum preset's shape",
+        tuning="purejaxppo sweep --env MountainCarContinuous-v0 --num-seeds 4 "
+               "--total-timesteps 1000000 (pendulum's --set options, learning_rate=1e-3) "
+               "--grid gamma=0.99,0.999 --grid ent_coef=0,0.01 (experiments/README.md)",
+        measured="95.66 ± 0.06 over 8 seeds at 1e6 steps "
+                 "(experiments/results/MountainCarContinuous-v0_curves.json)"),
+    "classic-control-continuous": Preset(
+        _CONTINUOUS, CLASSIC_CONTINUOUS, source="the pendulum preset",
+        tuning="tuned on Pendulum-v1 only (see the pendulum preset)",
+        measured="see the pendulum and mountaincar-continuous presets"),
+    "minatar": Preset(
+        _MINATAR, MINATAR,
+        source="gymnax-blines MinAtar PPO (64x128, 4 epochs x 8 minibatches, lr 1e-3, 1e7 steps) "
+               "with the MinAtar paper's CNN (one 16-channel 3x3 conv)",
+        tuning="not tuned yet (one setting, CNN vs MLP compared)",
+        measured="Breakout-MinAtar 43.8 ± 18.6 over 4 seeds at 1e7 steps "
+                 "(experiments/results/Breakout-MinAtar_cnn_curves.json)"),
+    "bsuite": Preset(
+        PPOConfig(env_name="Catch-bsuite", total_timesteps=100_000, num_envs=16, num_steps=32),
+        BSUITE, source="gymnax-blines' Catch-bsuite setting (16x32, 4 epochs x 4 minibatches)",
+        tuning="not tuned yet", measured="not measured yet"),
+    "memorychain": Preset(
+        PPOConfig(env_name="MemoryChain-bsuite", total_timesteps=200_000, num_envs=16,
+                  num_steps=32, hidden_sizes=(64,), gru_size=64),
+        ("MemoryChain-bsuite",),
+        source="the bsuite preset's sizes with a GRU core (a memory task)",
+        tuning="not tuned: GRU vs MLP compared (experiments/README.md)",
+        measured="1.0 ± 0.0 over 8 seeds at 2e5 steps (the optimum; the MLP gets 0.0) "
+                 "(experiments/results/MemoryChain-bsuite_gru_curves.json)"),
+    "misc": Preset(
+        PPOConfig(env_name="FourRooms-misc"), MISC, source="PPOConfig's defaults",
+        tuning="not tuned yet", measured="not measured yet"),
+}
+
+
+def names() -> list[str]:
+    """Every preset name, sorted."""
+    return sorted(PRESETS)
+
+
+def presets_for(env_name: str) -> list[str]:
+    """The names of the presets meant for `env_name` (its own first, then families)."""
+    own = [n for n, p in PRESETS.items() if p.envs == (env_name,)]
+    family = [n for n, p in PRESETS.items() if env_name in p.envs and n not in own]
+    return own + family
+
+
+def get(name: str, **changes) -> PPOConfig:
+    """The preset `name`'s `PPOConfig`, with `changes` (any fields, e.g. `env_name` for a family
+    preset, `total_timesteps`) applied. ConfigError naming the preset if it does not exist or if
+    `env_name` is not one it is meant for."""
+    if name not in PRESETS:
+        raise ConfigError(f"preset {name!r}: no such preset. Presets: {', '.join(names())}")
+    preset = PRESETS[name]
+    env = changes.get("env_name", preset.config.env_name)
+    if env not in preset.envs:
+        raise ConfigError(f"preset {name!r} is for {', '.join(preset.envs)}, not env_name="
+                          f"{env!r}; presets for {env!r}: {', '.join(presets_for(env)) or 'none'}")
+    return preset.config.replace(**changes)

@@ -64,10 +64,11 @@ def make_ceiling(config: PPOConfig):
         runner = reset_envs(spec.env, spec.env_params, env_key, config.num_envs,
                             initial_carry(network, config.num_envs))
 
+        act = functools.partial(policy_step, network)
+
         def iteration(runner, _):
-            runner, traj = collect_rollout(runner, params, functools.partial(policy_step, network), spec.env,
-                                           spec.env_params, config.num_steps,
-                                           config.rollout_unroll)
+            runner, traj = collect_rollout(runner, params, act, spec.env, spec.env_params,
+                                           config.num_steps, config.rollout_unroll)
             return runner, jax.tree.map(lambda x: x.astype(jnp.float32).sum(), traj)
 
         _, sums = jax.lax.scan(iteration, runner, None, length=config.num_updates)

@@ -243,7 +243,8 @@ def validate_config(config: PPOConfig) -> None:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             _fail(name, f"must be a positive integer, got {value!r}")
-    if isinstance(config.gru_size, bool) or not isinstance(config.gru_size, int) or config.gru_size < 0:
+    gru_size = config.gru_size
+    if isinstance(gru_size, bool) or not isinstance(gru_size, int) or gru_size < 0:
         _fail("gru_size", f"must be an integer >= 0 (0: no GRU), got {config.gru_size!r}")
     if config.gru_size and config.num_envs % config.num_minibatches:
         _fail("num_minibatches", f"a recurrent policy (gru_size > 0) trains on whole sequences: "

@@ -158,8 +158,8 @@ class GRUCore(nn.Module):
     single `(B, H) @ (H, 3H)`: on CPU the update re-runs `num_steps`-long sequences of a few
     environments, where per-step overhead is what costs (this form measured 2.2x the speed of
     `nn.scan(nn.GRUCell)` on CartPole; unrolling the scan 8x was slower). The hidden state is
-    reset to zeros before step t where `resets[t]` (an episode starts there), so a sequence with a reset equals
-    two separate sequences.
+    reset to zeros before step t where `resets[t]` (an episode starts there), so a sequence
+    with a reset equals two separate sequences.
     """
 
     size: int

@@ -1,0 +1,315 @@
+"""The returns table: each preset trained at its budget over many seeds, beside published PPO.
+
+    .venv/bin/python experiments/returns.py --envs CartPole-v1,Acrobot-v1     # train, then table
+    .venv/bin/python experiments/returns.py --family classic                  # a whole family
+    .venv/bin/python experiments/returns.py --table                           # only the table
+
+Each env is trained with its preset (`purejaxppo.presets`, at the preset's `total_timesteps`) as
+one compiled program vmapped over `--num-seeds` seeds (base key `--seed`), then every seed's final
+policy is evaluated deterministically (the distribution's mode, observation statistics frozen)
+for `--eval-episodes` episodes. Per env it writes `results/returns/<env>.json` (config, machine,
+final return per seed, evaluation per seed, per-update mean return per seed) and `<env>.png`
+(learning curves, mean ± std over seeds, published figure dashed). Every run then rebuilds
+`results/returns.json`, `results/returns.md` and the PNGs from all per-env files present, so envs can be run one at a time (MinAtar
+takes over an hour per game on a 2-core CPU).
+
+Final return = mean return of the episodes finished in the last 10 updates (README's definition),
+per seed; the table shows mean ± std over seeds. The published numbers (from the project's
+reference notes) were all produced with time limits treated as terminal; purejaxppo bootstraps
+through time limits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import pathlib
+import sys
+import time
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # benchmarks.peers.machine_info
+
+from benchmarks.peers import machine_info  # noqa: E402
+from purejaxppo import final_return, make_trainer, presets  # noqa: E402
+from purejaxppo.evaluate import make_evaluator  # noqa: E402
+
+RESULTS = pathlib.Path(__file__).parent / "results"
+
+
+class Target(NamedTuple):
+    """One row of the table: an env, the preset that trains it, and the best published PPO."""
+
+    env: str
+    preset: str
+    family: str
+    published: str  # the best published PPO return at the same budget, as published ("" if none)
+    source: str  # where it comes from, and its budget
+    budget: int | None = None  # the published budget where the preset's total_timesteps differs
+
+
+TARGETS = (
+    Target("CartPole-v1", "cartpole", "classic", "~490–500 / 490 ± 6",
+           "PureJaxRL ppo.py plots / CleanRL docs, 5e5"),
+    Target("Acrobot-v1", "acrobot", "classic", "−79", "gymnax-blines, 5e5"),
+    Target("MountainCar-v0", "mountaincar", "classic", "−118", "gymnax-blines (64 epochs), 2.5e5"),
+    Target("Pendulum-v1", "pendulum", "classic", "−200", "gymnax-blines, 1e6"),
+    Target("MountainCarContinuous-v0", "mountaincar-continuous", "classic",
+           "~0 (unsolved)", "gymnax-blines, 2.5e5 (SB3 rl-zoo: 88 ± 3 at 2e4, tuned, deterministic)"),
+    Target("Breakout-MinAtar", "minatar", "minatar", "43", "gymnax-blines (lr 1e-3, MLP), 1e7"),
+    Target("SpaceInvaders-MinAtar", "minatar", "minatar", "~170",
+           "PureJaxRL brax_minatar notebook, 1e7"),
+    Target("Asterix-MinAtar", "minatar", "minatar", "18", "gymnax-blines (lr 1e-3), 1e7"),
+    Target("Freeway-MinAtar", "minatar", "minatar", "59", "gymnax-blines, 1e7"),
+    Target("Seaquest-MinAtar", "minatar", "minatar", "", "none found"),
+    Target("Catch-bsuite", "bsuite", "bsuite", "1.0", "gymnax-blines, 1e5"),
+    Target("DeepSea-bsuite", "bsuite", "bsuite", "0.0 (PPO fails)", "gymnax-blines, 1.5e5",
+           budget=150_000),
+    Target("MemoryChain-bsuite", "memorychain", "bsuite", "", "none found"),
+    Target("UmbrellaChain-bsuite", "bsuite", "bsuite", "", "none found"),
+    Target("DiscountingChain-bsuite", "bsuite", "bsuite", "", "none found"),
+    Target("SimpleBandit-bsuite", "bsuite", "bsuite", "", "none found"),
+    Target("FourRooms-misc", "misc", "misc", "", "none found"),
+    Target("MetaMaze-misc", "misc", "misc", "", "none found"),
+    Target("PointRobot-misc", "misc", "misc", "", "none found"),
+    Target("BernoulliBandit-misc", "misc", "misc", "", "none found"),
+    Target("GaussianBandit-misc", "misc", "misc", "", "none found"),
+    Target("Reacher-misc", "misc", "misc", "", "none found"),
+    Target("Swimmer-misc", "misc", "misc", "", "none found"),
+    Target("Pong-misc", "misc", "misc", "", "none found"),
+    Target("FrozenLake-misc", "misc", "misc", "", "none found"),
+)
+# MNISTBandit-bsuite is left out: making it downloads a data set, and these machines are offline.
+TARGET_OF = {t.env: t for t in TARGETS}
+FAMILIES = sorted({t.family for t in TARGETS})
+DEFAULT_SEEDS = {"minatar": 4}  # families that cannot afford 8 seeds on a 2-core CPU
+
+
+def train_and_evaluate(target: Target, num_seeds: int, seed: int, eval_episodes: int,
+                       total_timesteps: int | None = None) -> dict:
+    """Train `target`'s preset over `num_seeds` seeds (at `total_timesteps`, else the target's
+    published budget, else the preset's), evaluate each final policy; the record."""
+    changes = {"env_name": target.env}
+    if (total_timesteps or target.budget) is not None:
+        changes["total_timesteps"] = total_timesteps or target.budget
+    config = presets.get(target.preset, **changes)
+    trainer = make_trainer(config)
+    keys = jax.random.split(jax.random.key(seed), num_seeds)
+    start = time.perf_counter()
+    compiled = jax.jit(jax.vmap(trainer.train)).lower(keys).compile()
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    result = jax.block_until_ready(compiled(keys))
+    run_s = time.perf_counter() - start
+
+    evaluator = make_evaluator(trainer, num_episodes=eval_episodes, deterministic=True)
+    eval_keys = jax.random.split(jax.random.key(seed + 1), num_seeds)
+    evaluation = evaluator(result.params, result.obs_stats, eval_keys)
+    eval_per_seed = np.asarray(evaluation.returns, np.float64).mean(-1)
+
+    metrics = jax.tree.map(np.asarray, result.metrics)
+    final = final_return(metrics)
+    curves = np.asarray(metrics.episode_return, np.float64)
+    return {
+        "env": target.env, "preset": target.preset, "family": target.family,
+        "budget": config.env_steps_per_run, "num_seeds": num_seeds, "seed": seed,
+        "final_return_mean": float(np.nanmean(final)), "final_return_std": float(np.nanstd(final)),
+        "final_return_per_seed": _nulls(final),
+        "eval_episodes": eval_episodes,
+        "eval_return_mean": float(eval_per_seed.mean()),
+        "eval_return_std": float(eval_per_seed.std()),
+        "eval_return_per_seed": eval_per_seed.tolist(),
+        "published": target.published, "source": target.source,
+        "compile_s": compile_s, "run_s": run_s,
+        "steps_per_second": num_seeds * config.env_steps_per_run / run_s,
+        "machine": machine_info(), "device": str(jax.devices()[0]), "jax": jax.__version__,
+        "date": datetime.date.today().isoformat(),
+        "config": {k: v for k, v in vars(config).items()},
+        "env_steps": ((np.arange(config.num_updates) + 1) * config.batch_size).tolist(),
+        "episode_return": [_nulls(row) for row in curves],  # (seeds, updates), null: no episode
+    }
+
+
+def import_curves(target: Target, path: pathlib.Path) -> dict:
+    """A record from an earlier `learning_curves.py` run of exactly `target`'s preset (no
+    deterministic evaluation: those runs did not keep the final parameters). Fields the earlier
+    file lacks (added to PPOConfig since) must be at their defaults, which reproduce the run."""
+    from purejaxppo import PPOConfig
+
+    run = json.loads(path.read_text())
+    config = presets.get(target.preset, env_name=target.env,
+                         total_timesteps=target.budget or run["config"]["total_timesteps"])
+    defaults = vars(PPOConfig())
+    mismatched = [name for name, value in vars(config).items()
+                  if (json.loads(json.dumps(value)) != run["config"][name]
+                      if name in run["config"] else value != defaults[name])]
+    if run["env"] != target.env or mismatched:
+        raise SystemExit(f"--import-curves {path}: not a run of preset {target.preset!r} on "
+                         f"{target.env} (differs in: {', '.join(mismatched) or 'env'})")
+    final = np.asarray([np.nan if v is None else v for v in run["final_return_per_seed"]])
+    return {
+        "env": target.env, "preset": target.preset, "family": target.family,
+        "budget": config.env_steps_per_run, "num_seeds": run["num_seeds"], "seed": run["seed"],
+        "final_return_mean": float(np.nanmean(final)), "final_return_std": float(np.nanstd(final)),
+        "final_return_per_seed": _nulls(final),
+        "eval_episodes": 0, "eval_return_mean": None, "eval_return_std": None,
+        "eval_return_per_seed": None,
+        "published": target.published, "source": target.source,
+        "compile_s": run["compile_s"], "run_s": run["run_s"],
+        "steps_per_second": run["steps_per_second"],
+        # learning_curves.py did not record the CPU; experiments/README.md names the machine.
+        "machine": {"cpu_model": None, "see": "experiments/README.md"},
+        "device": run["device"], "jax": run["jax"], "date": None, "imported_from": str(path.relative_to(ROOT) if path.is_absolute() else path),
+        "config": {k: v for k, v in vars(config).items()},
+        "env_steps": run["env_steps"], "episode_return": run["episode_return"],
+    }
+
+
+def _nulls(values) -> list:
+    return [None if not math.isfinite(v) else float(v) for v in np.asarray(values, np.float64)]
+
+
+def plot(record: dict, path: pathlib.Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = np.array([[np.nan if v is None else v for v in row]
+                       for row in record["episode_return"]])
+    steps = np.asarray(record["env_steps"])
+    with np.errstate(invalid="ignore"), __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore", RuntimeWarning)
+        mean, std = np.nanmean(curves, 0), np.nanstd(curves, 0)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(steps, mean, label="purejaxppo (mean ± std over seeds)")
+    ax.fill_between(steps, mean - std, mean + std, alpha=0.3)
+    published = _published_value(record["published"])
+    if published is not None:
+        ax.axhline(published, color="gray", linestyle="--",
+                   label=f"published PPO ({record['published']}; time limits terminal)")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set(xlabel="environment steps", ylabel="episode return (training)",
+           title=f"{record['env']}, preset {record['preset']!r}, {record['num_seeds']} seeds: "
+                 f"{record['final_return_mean']:.1f} ± {record['final_return_std']:.1f}")
+    ax.title.set_fontsize(9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _published_value(text: str) -> float | None:
+    """The number a published figure starts with ("~170" -> 170, "−79" -> -79), else None."""
+    token = text.replace("~", "").replace("−", "-").split(" ")[0] if text else ""
+    try:
+        return float(token)
+    except ValueError:
+        return None
+
+
+def _budget(steps: int) -> str:
+    exponent = int(math.floor(math.log10(steps)))
+    mantissa = steps / 10 ** exponent
+    return f"{mantissa:.3g}e{exponent}"
+
+
+def _figure(mean: float | None, std: float | None) -> str:
+    if mean is None:
+        return "not measured"
+    digits = 2 if abs(mean) < 10 else 1
+    return f"{mean:.{digits}f} ± {std:.{digits}f}".replace("-", "−")
+
+
+def table(records: list[dict]) -> str:
+    """The markdown table (one row per env, in TARGETS order)."""
+    lines = ["| env | preset | budget | seeds | ours: final return | ours: deterministic eval "
+             "| published PPO | source |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
+    for record in records:
+        lines.append(
+            f"| {record['env']} | {record['preset']} | {_budget(record['budget'])} "
+            f"| {record['num_seeds']} "
+            f"| {_figure(record['final_return_mean'], record['final_return_std'])} "
+            f"| {_figure(record['eval_return_mean'], record['eval_return_std'])} "
+            f"| {record['published'] or '—'} | {record['source']} |")
+    return "\n".join(lines) + "\n"
+
+
+def rebuild(out_dir: pathlib.Path) -> list[dict]:
+    """Collect every per-env record into returns.json and returns.md (TARGETS order)."""
+    records = []
+    for target in TARGETS:
+        path = out_dir / "returns" / f"{target.env}.json"
+        if path.exists():
+            records.append(json.loads(path.read_text()))
+            plot(records[-1], path.with_suffix(".png"))
+    summary = [{k: v for k, v in r.items() if k not in ("episode_return", "env_steps")}
+               for r in records]
+    (out_dir / "returns.json").write_text(json.dumps(summary, indent=1) + "\n")
+    machines = sorted({r["machine"]["cpu_model"] for r in records if r["machine"]["cpu_model"]})
+    header = ("Final return: mean ± std over seeds of each seed's mean return of the episodes "
+              "finished in the last 10 updates (training, sampled actions). Deterministic eval: "
+              "each seed's final policy, mode actions, mean over its evaluation episodes; mean ± "
+              "std over seeds. Published numbers treated time limits as terminal; ours bootstrap "
+              f"through them. Machine(s): {', '.join(machines)}.\n\n")
+    (out_dir / "returns.md").write_text(header + table(records))
+    return records
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", default="", help="comma-separated env names (default: all)")
+    parser.add_argument("--family", choices=FAMILIES, action="append", default=[])
+    parser.add_argument("--num-seeds", type=int, default=None,
+                        help="seeds per env (default 8; MinAtar 4)")
+    parser.add_argument("--seed", type=int, default=0, help="base PRNG seed")
+    parser.add_argument("--eval-episodes", type=int, default=32)
+    parser.add_argument("--total-timesteps", type=int, default=None,
+                        help="override the preset's budget (the table then says so in 'budget')")
+    parser.add_argument("--table", action="store_true", help="only rebuild the table")
+    parser.add_argument("--import-curves", type=pathlib.Path, metavar="JSON",
+                        help="instead of training the one env in --envs, take this earlier "
+                             "learning_curves.py run of exactly its preset")
+    parser.add_argument("--out-dir", type=pathlib.Path, default=RESULTS)
+    args = parser.parse_args()
+
+    envs = [e for e in args.envs.split(",") if e]
+    unknown = [e for e in envs if e not in TARGET_OF]
+    if unknown:
+        parser.error(f"--envs: unknown {', '.join(unknown)}; known: {', '.join(TARGET_OF)}")
+    if args.num_seeds is not None and args.num_seeds < 1:
+        parser.error("--num-seeds: must be at least 1")
+    selected = [t for t in TARGETS if t.env in envs or t.family in args.family]
+    if not selected and not args.table:
+        selected = list(TARGETS)
+    (args.out_dir / "returns").mkdir(parents=True, exist_ok=True)
+    if args.import_curves:
+        if len(envs) != 1:
+            parser.error("--import-curves: name exactly one env with --envs")
+        record = import_curves(TARGET_OF[envs[0]], args.import_curves)
+        stem = args.out_dir / "returns" / envs[0]
+        stem.with_suffix(".json").write_text(json.dumps(record))
+        selected = []
+    for target in ([] if args.table else selected):
+        num_seeds = args.num_seeds or DEFAULT_SEEDS.get(target.family, 8)
+        record = train_and_evaluate(target, num_seeds, args.seed, args.eval_episodes,
+                                    args.total_timesteps)
+        stem = args.out_dir / "returns" / target.env
+        stem.with_suffix(".json").write_text(json.dumps(record))
+        print(f"{target.env}: final {_figure(record['final_return_mean'], record['final_return_std'])}"
+              f", eval {_figure(record['eval_return_mean'], record['eval_return_std'])} over "
+              f"{num_seeds} seeds at {_budget(record['budget'])} steps; "
+              f"{record['steps_per_second']:,.0f} steps/s, compile {record['compile_s']:.1f} s, "
+              f"run {record['run_s']:.0f} s", flush=True)
+    records = rebuild(args.out_dir)
+    print(table(records))
+
+
+if __name__ == "__main__":
+    main()

@@ -351,10 +351,13 @@ def _affinity(cores):
     return lambda: os.sched_setaffinity(0, cores)
 
 
-def run_worker(python: str, side: str, spec: dict, cores, timeout: float) -> dict:
+def run_worker(python: str, side: str, spec: dict, cores, timeout: float,
+               env: dict | None = None) -> dict:
+    """One measurement in a subprocess (pinned to `cores`, with `env` added to the environment)."""
     cmd = [python, os.path.abspath(__file__), "--worker", side, "--spec", json.dumps(spec)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                          preexec_fn=_affinity(cores), cwd=HERE)
+                          preexec_fn=_affinity(cores), cwd=HERE,
+                          env={**os.environ, **(env or {})})
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"{side} worker failed (exit {proc.returncode}):\n"
@@ -452,6 +455,10 @@ def main(argv=None) -> int:
                         help="run a CPU-burning process on a core outside --pin during the "
                              "measurements (without --pin: measure on the first usable core, "
                              "burn the next)")
+    parser.add_argument("--env", action="append", default=[], metavar="VAR=VALUE",
+                        help="set this environment variable in every measured subprocess, both "
+                             "sides, e.g. PJRT_NPROC=1 (the size of XLA:CPU's thread pool; "
+                             "default: the number of usable cores)")
     parser.add_argument("--timeout", type=float, default=3600,
                         help="seconds allowed per subprocess (default 3600)")
     parser.add_argument("--out", default=DEFAULT_OUT, help="JSON output path")
@@ -472,6 +479,12 @@ def main(argv=None) -> int:
         if num_updates < 1:
             raise ValueError(f"--total-timesteps: at least one update ({batch} steps) needed")
         pin = _parse_cores(args.pin)
+        extra_env = {}
+        for item in args.env:
+            name, sep, value = item.partition("=")
+            if not sep or not name:
+                raise ValueError(f"--env: VAR=VALUE expected, got {item!r}")
+            extra_env[name] = value
         usable = sorted(os.sched_getaffinity(0))
         burn = None
         if args.busy:
@@ -503,7 +516,8 @@ def main(argv=None) -> int:
           f"interleaved ({PEER}, ours, ...), warm-up calls {args.warmup}")
     print(f"machine: {machine.get('cpu_model')}, {machine['cpu_count']} cpus "
           f"({machine['cpus_usable']} usable); measured on cores "
-          f"{sorted(pin) if pin else 'any'}; burner: {sorted(burn) if burn else 'none'}")
+          f"{sorted(pin) if pin else 'any'}; burner: {sorted(burn) if burn else 'none'}; "
+          f"environment added: {extra_env or 'none'}")
     print(f"{PEER} environment {args.peer_venv}: {', '.join(PEER_PINS)}")
     print("settings (purejaxppo | rejax):")
     for name, ours, peer in HPARAM_MAP:
@@ -523,7 +537,7 @@ def main(argv=None) -> int:
                     spec = {"num_seeds": n, "seed": args.seed, "warmup": args.warmup,
                             "problem": PROBLEM, "steps_per_seed": steps_per_seed,
                             "ours_config": ours_config}
-                    r = run_worker(python, side, spec, pin, args.timeout)
+                    r = run_worker(python, side, spec, pin, args.timeout, extra_env)
                     if r["steps_per_seed"] != steps_per_seed:
                         raise RuntimeError(f"{side}: {r['steps_per_seed']} steps per seed, "
                                            f"expected {steps_per_seed}")
@@ -555,6 +569,7 @@ def main(argv=None) -> int:
         "pinned_cores": sorted(pin) if pin else None,
         "busy": bool(burn),
         "burner_cores": sorted(burn) if burn else None,
+        "environment_added": extra_env,
         "repeats": args.repeats,
         "warmup_calls": args.warmup,
         "order": f"per seed count: {PEER}, ours, {PEER}, ours, ... (one subprocess each)",

@@ -113,8 +113,9 @@ PRESETS: dict[str, Preset] = {
         source="gymnax-blines MinAtar PPO (64x128, 4 epochs x 8 minibatches, lr 1e-3, 1e7 steps) "
                "with the MinAtar paper's CNN (one 16-channel 3x3 conv)",
         tuning="not tuned yet (one setting, CNN vs MLP compared)",
-        measured="Breakout-MinAtar 43.8 ± 18.6 over 4 seeds at 1e7 steps "
-                 "(experiments/results/Breakout-MinAtar_cnn_curves.json)"),
+        measured="4 seeds at 1e7 steps: Breakout-MinAtar 43.8 ± 18.6 "
+                 "(experiments/results/Breakout-MinAtar_cnn_curves.json), SpaceInvaders-MinAtar "
+                 "183.1 ± 1.0 (experiments/results/returns/SpaceInvaders-MinAtar.json)"),
     "bsuite": Preset(
         PPOConfig(env_name="Catch-bsuite", total_timesteps=100_000, num_envs=16, num_steps=32),
         BSUITE, source="gymnax-blines' Catch-bsuite setting (16x32, 4 epochs x 4 minibatches)",

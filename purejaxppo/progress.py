@@ -47,7 +47,8 @@ def emit_progress(callback, update_idx, metrics) -> None:
     `num_runs` host round trips per report. Under `jax.vmap` (nested or not) this calls `callback`
     once with `metrics` carrying the leading batch axes instead (`update_idx` is never batched in
     `train`; if it is, it is passed batched too). `ProgressReporter` accepts both forms. Inside
-    `purejaxppo.sweeps`'s `shard_map` each device makes one call per report with its own runs.
+    `purejaxppo.sweeps`'s `shard_map` each device makes one call per report with its own runs (one
+    per group of runs where they run in groups, `sweeps.vmap_in_groups`).
     """
     import jax
     import jax.numpy as jnp

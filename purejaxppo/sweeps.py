@@ -209,13 +209,54 @@ def _split_keys(keys) -> tuple[np.ndarray, Any]:
     return data, None
 
 
+CPU_GROUP_SIZES = range(16, 7, -1)
+"""Group sizes `runs_per_group` tries on the CPU, largest first (see there)."""
+
+
+def runs_per_group(num_runs: int, backend: Optional[str] = None) -> int:
+    """How many of a device's `num_runs` runs are vmapped together (`vmap_in_groups`).
+
+    CPU: the largest divisor of `num_runs` from 16 down to 8 (all of them if there is none or
+    `num_runs` <= 16). Vmapping more runs than that together makes every op wider but the working
+    set (parameters, Adam moments, activations of all runs) outgrows the CPU's caches: on this
+    project's 2-core machine PPO steps/s fell from 16 to 256 seeds when all were vmapped at once,
+    and stayed flat when the 256 ran as 16 groups of 16 (README, "Throughput"). GPU/TPU: all runs
+    together (wide batches are what they are for).
+    """
+    backend = jax.default_backend() if backend is None else backend
+    if backend != "cpu" or num_runs <= max(CPU_GROUP_SIZES):
+        return num_runs
+    return next((g for g in CPU_GROUP_SIZES if num_runs % g == 0), num_runs)
+
+
+def vmap_in_groups(fn, group: Optional[int] = None):
+    """`vmap(fn)` over the leading axis of every argument, computed as `lax.map` over groups of
+    `group` runs, each group vmapped (default `runs_per_group(n)`; n = the leading size, known at
+    trace time). Each run's result is the one plain vmap gives, up to float rounding (XLA's
+    kernels may round differently at another batch width; tested)."""
+
+    def grouped(*args):
+        n = jax.tree.leaves(args)[0].shape[0]
+        size = runs_per_group(n) if group is None else group
+        if size >= n:
+            return jax.vmap(fn)(*args)
+        if n % size:
+            raise ValueError(f"vmap_in_groups: {n} runs do not split into groups of {size}")
+        split = jax.tree.map(lambda x: x.reshape((n // size, size, *x.shape[1:])), args)
+        out = jax.lax.map(lambda group_args: jax.vmap(fn)(*group_args), split)
+        return jax.tree.map(lambda x: x.reshape((n, *x.shape[2:])), out)
+
+    return grouped
+
+
 def shard_runs(fn, mesh: Mesh):
     """`vmap(fn)` over the leading (run) axis of every argument, as a `shard_map` over `mesh`:
-    each device runs its own block of runs, with no communication."""
+    each device runs its own block of runs, with no communication, in groups
+    (`vmap_in_groups`)."""
     spec = PartitionSpec(RUN_AXIS)
     # check_vma=False: train's scans start from constant carries (zeros) that become
     # device-varying; there are no collectives, so the check has nothing to protect here.
-    return jax.shard_map(jax.vmap(fn), mesh=mesh, in_specs=spec, out_specs=spec,
+    return jax.shard_map(vmap_in_groups(fn), mesh=mesh, in_specs=spec, out_specs=spec,
                          check_vma=False)
 
 

@@ -241,3 +241,40 @@ def test_sweep_over_gamma_on_a_normalised_continuous_env_equals_separate_runs():
             np.testing.assert_allclose(out.obs_stats.mean[i, j], alone.obs_stats.mean, rtol=1e-4)
     # γ matters: the two settings learned from differently scaled rewards.
     assert not np.allclose(out.metrics.value_loss[0], out.metrics.value_loss[1])
+
+
+# ----------------------------------------------------------------------------- groups of runs
+
+
+def test_runs_per_group_on_cpu_and_elsewhere():
+    from purejaxppo.sweeps import runs_per_group
+
+    assert [runs_per_group(n, "cpu") for n in (1, 16, 17, 32, 64, 256, 100, 97)] == [
+        1, 16, 17, 16, 16, 16, 10, 97]  # 17 and 97 have no divisor in 8..16: one vmap
+    assert runs_per_group(256, "gpu") == 256 and runs_per_group(4096, "tpu") == 4096
+
+
+def test_runs_in_groups_equal_one_vmap():
+    """`lax.map` over groups of vmapped runs computes what one vmap over all does (up to float
+    rounding: XLA's kernels may round differently at another batch width), pytrees in and out."""
+    from purejaxppo.sweeps import vmap_in_groups
+
+    def run(key, hp):  # a stand-in for train: a scan of matmuls from a key and a hyperparameter
+        w = jax.random.normal(key, (8, 8)) * hp["scale"]
+
+        def step(x, _):
+            x = jax.numpy.tanh(x @ w)
+            return x, x.sum()
+
+        x, sums = jax.lax.scan(step, jax.numpy.ones(8), None, length=5)
+        return {"x": x, "sums": sums}
+
+    keys = jax.random.split(jax.random.key(3), 12)
+    hps = {"scale": np.linspace(0.1, 1.0, 12, dtype=np.float32)}
+    together = jax.jit(jax.vmap(run))(keys, hps)
+    for group in (4, 1):
+        grouped = jax.jit(vmap_in_groups(run, group=group))(keys, hps)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+                     grouped, together)
+    with pytest.raises(ValueError, match="12 runs do not split into groups of 5"):
+        jax.eval_shape(vmap_in_groups(run, group=5), keys, hps)

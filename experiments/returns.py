@@ -1,7 +1,7 @@
 """The returns table: each preset trained at its budget over many seeds, beside published PPO.
 
     .venv/bin/python experiments/returns.py --envs CartPole-v1,Acrobot-v1     # train, then table
-    .venv/bin/python experiments/returns.py --family classic                  # a whole family
+    .venv/bin/python experiments/returns.py --family misc --exclude Pong-misc # a family, less one
     .venv/bin/python experiments/returns.py --table                           # only the table
 
 Each env is trained with its preset (`purejaxppo.presets`, at the preset's `total_timesteps`) as
@@ -266,6 +266,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", default="", help="comma-separated env names (default: all)")
     parser.add_argument("--family", choices=FAMILIES, action="append", default=[])
+    parser.add_argument("--exclude", default="", help="comma-separated env names to leave out")
     parser.add_argument("--num-seeds", type=int, default=None,
                         help="seeds per env (default 8; MinAtar 4)")
     parser.add_argument("--seed", type=int, default=0, help="base PRNG seed")
@@ -280,14 +281,17 @@ def main():
     args = parser.parse_args()
 
     envs = [e for e in args.envs.split(",") if e]
-    unknown = [e for e in envs if e not in TARGET_OF]
+    excluded = [e for e in args.exclude.split(",") if e]
+    unknown = [e for e in envs + excluded if e not in TARGET_OF]
     if unknown:
-        parser.error(f"--envs: unknown {', '.join(unknown)}; known: {', '.join(TARGET_OF)}")
+        parser.error(f"--envs/--exclude: unknown {', '.join(unknown)}; known: "
+                     f"{', '.join(TARGET_OF)}")
     if args.num_seeds is not None and args.num_seeds < 1:
         parser.error("--num-seeds: must be at least 1")
     selected = [t for t in TARGETS if t.env in envs or t.family in args.family]
     if not selected and not args.table:
         selected = list(TARGETS)
+    selected = [t for t in selected if t.env not in excluded]
     (args.out_dir / "returns").mkdir(parents=True, exist_ok=True)
     if args.import_curves:
         if len(envs) != 1:

@@ -28,6 +28,7 @@ import math
 import pathlib
 import sys
 import time
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -184,8 +185,8 @@ def plot(record: dict, path: pathlib.Path):
     curves = np.array([[np.nan if v is None else v for v in row]
                        for row in record["episode_return"]])
     steps = np.asarray(record["env_steps"])
-    with np.errstate(invalid="ignore"), __import__("warnings").catch_warnings():
-        __import__("warnings").simplefilter("ignore", RuntimeWarning)
+    with warnings.catch_warnings():  # updates where no seed finished an episode: NaN, no warning
+        warnings.simplefilter("ignore", RuntimeWarning)
         mean, std = np.nanmean(curves, 0), np.nanstd(curves, 0)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(steps, mean, label="purejaxppo (mean ± std over seeds)")

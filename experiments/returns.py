@@ -117,21 +117,15 @@ def train_and_evaluate(target: Target, num_seeds: int, seed: int, eval_episodes:
     metrics = jax.tree.map(np.asarray, result.metrics)
     final = final_return(metrics)
     curves = np.asarray(metrics.episode_return, np.float64)
-    return {
-        "env": target.env, "preset": target.preset, "family": target.family,
-        "budget": config.env_steps_per_run, "num_seeds": num_seeds, "seed": seed,
-        "final_return_mean": float(np.nanmean(final)), "final_return_std": float(np.nanstd(final)),
-        "final_return_per_seed": _nulls(final),
+    return _record(target, config, final, num_seeds=num_seeds, seed=seed) | {
         "eval_episodes": eval_episodes,
         "eval_return_mean": float(eval_per_seed.mean()),
         "eval_return_std": float(eval_per_seed.std()),
         "eval_return_per_seed": eval_per_seed.tolist(),
-        "published": target.published, "source": target.source,
         "compile_s": compile_s, "run_s": run_s,
         "steps_per_second": num_seeds * config.env_steps_per_run / run_s,
         "machine": machine_info(), "device": str(jax.devices()[0]), "jax": jax.__version__,
         "date": datetime.date.today().isoformat(),
-        "config": {k: v for k, v in vars(config).items()},
         "env_steps": ((np.arange(config.num_updates) + 1) * config.batch_size).tolist(),
         "episode_return": [_nulls(row) for row in curves],  # (seeds, updates), null: no episode
     }
@@ -154,21 +148,29 @@ def import_curves(target: Target, path: pathlib.Path) -> dict:
         raise SystemExit(f"--import-curves {path}: not a run of preset {target.preset!r} on "
                          f"{target.env} (differs in: {', '.join(mismatched) or 'env'})")
     final = np.asarray([np.nan if v is None else v for v in run["final_return_per_seed"]])
-    return {
-        "env": target.env, "preset": target.preset, "family": target.family,
-        "budget": config.env_steps_per_run, "num_seeds": run["num_seeds"], "seed": run["seed"],
-        "final_return_mean": float(np.nanmean(final)), "final_return_std": float(np.nanstd(final)),
-        "final_return_per_seed": _nulls(final),
+    return _record(target, config, final, num_seeds=run["num_seeds"], seed=run["seed"]) | {
         "eval_episodes": 0, "eval_return_mean": None, "eval_return_std": None,
         "eval_return_per_seed": None,
-        "published": target.published, "source": target.source,
         "compile_s": run["compile_s"], "run_s": run["run_s"],
         "steps_per_second": run["steps_per_second"],
         # learning_curves.py did not record the CPU; experiments/README.md names the machine.
         "machine": {"cpu_model": None, "see": "experiments/README.md"},
-        "device": run["device"], "jax": run["jax"], "date": None, "imported_from": str(path.relative_to(ROOT) if path.is_absolute() else path),
-        "config": {k: v for k, v in vars(config).items()},
+        "device": run["device"], "jax": run["jax"], "date": None,
+        "imported_from": str(path.relative_to(ROOT) if path.is_absolute() else path),
         "env_steps": run["env_steps"], "episode_return": run["episode_return"],
+    }
+
+
+def _record(target: Target, config, final: np.ndarray, *, num_seeds: int, seed: int) -> dict:
+    """The fields every record has, however it was made: what ran, its final return per seed
+    (NaN where a seed finished no episode in the window), and the published figure."""
+    return {
+        "env": target.env, "preset": target.preset, "family": target.family,
+        "budget": config.env_steps_per_run, "num_seeds": num_seeds, "seed": seed,
+        "final_return_mean": float(np.nanmean(final)), "final_return_std": float(np.nanstd(final)),
+        "final_return_per_seed": _nulls(final),
+        "published": target.published, "source": target.source,
+        "config": dict(vars(config)),
     }
 
 

@@ -3,6 +3,7 @@
     python benchmarks/peers.py                              # CartPole-v1, 500k steps, 1 and 8 seeds
     python benchmarks/peers.py --repeats 7 --pin 1          # measured processes pinned to core 1
     python benchmarks/peers.py --pin 0 --busy               # ... CPU burner on the other core
+    python benchmarks/peers.py --update-epochs 1            # both sides: 1 epoch instead of 4
 
 rejax (PyPI) still steps gymnax environments through the old five-value API, so it lives in its
 own virtual environment with gymnax 0.0.9. The script creates that environment once, from the
@@ -12,7 +13,9 @@ Both sides train the same problem: CartPole-v1, 4 envs x 128 steps, 4 epochs x 4
 lr 2.5e-4, gamma 0.99, lambda 0.95, clip 0.2, entropy 0.01, value 0.5, max grad norm 0.5, tanh
 2x64 MLP actor and critic, vmapped over `--seeds` seed keys. The map from those settings to
 each side's config, and the differences rejax does not expose, are in `HPARAM_MAP` and
-`DIFFERENCES` (printed, and written into the JSON).
+`DIFFERENCES` (printed, and written into the JSON). `--update-epochs` changes the epochs on both
+sides: timing 1 and 4 epochs splits each side's time into a per-epoch part (the minibatch
+updates) and the rest (rollout, GAE, loop).
 
 Each measurement is its own subprocess (rejax's in the peer environment's python, purejaxppo's in
 this interpreter), run interleaved: peer, ours, peer, ours, ... `--repeats` times per seed count.
@@ -94,7 +97,7 @@ HPARAM_MAP = [
      "total_timesteps = eval_freq = num_updates x 512 (so exactly num_updates iterations)"),
     ("parallel envs", "num_envs=4", "num_envs=4"),
     ("rollout length", "num_steps=128", "num_steps=128"),
-    ("epochs", "update_epochs=4", "num_epochs=4"),
+    ("epochs", "update_epochs=4 (--update-epochs)", "num_epochs=4 (--update-epochs)"),
     ("minibatches", "num_minibatches=4", "num_minibatches=4"),
     ("learning rate", "learning_rate=2.5e-4", "learning_rate=2.5e-4"),
     ("discount", "gamma=0.99", "gamma=0.99"),
@@ -441,6 +444,9 @@ def main(argv=None) -> int:
                         help="warm-up calls before the timed one, per subprocess (default 1; "
                              "their times are recorded, not used)")
     parser.add_argument("--seed", type=int, default=0, help="PRNG seed of the seed keys")
+    parser.add_argument("--update-epochs", type=int, default=PROBLEM["update_epochs"],
+                        help="epochs per update on both sides (default "
+                             f"{PROBLEM['update_epochs']})")
     parser.add_argument("--ours-defaults", action="store_true",
                         help="run purejaxppo with its own defaults (anneal_lr=True, "
                              "adam_eps=1e-5) instead of aligning them to what rejax does")
@@ -474,7 +480,10 @@ def main(argv=None) -> int:
             raise ValueError(f"--seeds: positive integers expected, got {args.seeds!r}")
         if args.repeats <= 0 or args.warmup < 0:
             raise ValueError("--repeats must be positive and --warmup >= 0")
-        batch = PROBLEM["num_envs"] * PROBLEM["num_steps"]
+        if args.update_epochs <= 0:
+            raise ValueError(f"--update-epochs: must be positive, got {args.update_epochs}")
+        problem = dict(PROBLEM, update_epochs=args.update_epochs)
+        batch = problem["num_envs"] * problem["num_steps"]
         num_updates = args.total_timesteps // batch
         if num_updates < 1:
             raise ValueError(f"--total-timesteps: at least one update ({batch} steps) needed")
@@ -501,8 +510,8 @@ def main(argv=None) -> int:
         return 2
 
     steps_per_seed = num_updates * batch
-    ours_config = {k: v for k, v in PROBLEM.items()}
-    ours_config.update(total_timesteps=args.total_timesteps, vf_clip_eps=PROBLEM["clip_eps"],
+    ours_config = dict(problem)
+    ours_config.update(total_timesteps=args.total_timesteps, vf_clip_eps=problem["clip_eps"],
                        clip_value=True, normalize_advantages=True, normalize_obs=False,
                        normalize_reward=False)
     if not args.ours_defaults:
@@ -510,8 +519,8 @@ def main(argv=None) -> int:
 
     peer_python = ensure_peer_venv(args.peer_venv, args.reinstall_peer)
     machine = machine_info()
-    print(f"{PROBLEM['env_name']}: {PROBLEM['num_envs']} envs x {PROBLEM['num_steps']} steps, "
-          f"{PROBLEM['update_epochs']} epochs x {PROBLEM['num_minibatches']} minibatches, "
+    print(f"{problem['env_name']}: {problem['num_envs']} envs x {problem['num_steps']} steps, "
+          f"{problem['update_epochs']} epochs x {problem['num_minibatches']} minibatches, "
           f"{num_updates} updates = {steps_per_seed:,} steps/seed; {args.repeats} repeats "
           f"interleaved ({PEER}, ours, ...), warm-up calls {args.warmup}")
     print(f"machine: {machine.get('cpu_model')}, {machine['cpu_count']} cpus "
@@ -535,7 +544,7 @@ def main(argv=None) -> int:
             for rep in range(args.repeats):
                 for side, python in ((PEER, peer_python), ("ours", sys.executable)):
                     spec = {"num_seeds": n, "seed": args.seed, "warmup": args.warmup,
-                            "problem": PROBLEM, "steps_per_seed": steps_per_seed,
+                            "problem": problem, "steps_per_seed": steps_per_seed,
                             "ours_config": ours_config}
                     r = run_worker(python, side, spec, pin, args.timeout, extra_env)
                     if r["steps_per_seed"] != steps_per_seed:
@@ -582,7 +591,7 @@ def main(argv=None) -> int:
                     "episodes of the last 10 updates; eval_return (both): 128 episodes of the "
                     "final policy with sampled actions, rejax's own eval_callback function and "
                     "purejaxppo.evaluate, not timed; mean ± std over seeds of the first repeat"),
-        "problem": PROBLEM,
+        "problem": problem,
         "num_updates": num_updates,
         "env_steps_per_seed": steps_per_seed,
         "ours_config": ours_config,

@@ -625,9 +625,9 @@ def _preset_env(name: str, preset) -> str:
 
 def env_presets(env_name: str) -> str:
     """The `preset` column of `purejaxppo envs` for `env_name`: the comma-separated names of the
-    presets for it in `PRESETS_MODULE` (its `presets_for(env_name)` if it has one, else the keys
-    of its `PRESETS` dict whose entry is for `env_name`, see `_preset_env`), or "-" when there
-    are none or the module does not exist."""
+    presets for it in `PRESETS_MODULE` (its `presets_for(env_name)` in that order, the env's own
+    preset first, if it has one; else the sorted keys of its `PRESETS` dict whose entry is for
+    `env_name`, see `_preset_env`), or "-" when there are none or the module does not exist."""
     import importlib
 
     try:
@@ -639,9 +639,9 @@ def env_presets(env_name: str) -> str:
     if hasattr(module, "presets_for"):
         names = list(module.presets_for(env_name))
     else:
-        names = [name for name, preset in getattr(module, "PRESETS", {}).items()
-                 if _preset_env(name, preset) == env_name]
-    return ", ".join(sorted(names)) or "-"
+        names = sorted(name for name, preset in getattr(module, "PRESETS", {}).items()
+                       if _preset_env(name, preset) == env_name)
+    return ", ".join(names) or "-"
 
 
 def _describe_action(space) -> str:

@@ -56,7 +56,7 @@ def test_env_presets_hook(monkeypatch):
     assert cli.env_presets("Acrobot-v1") == "Acrobot-v1"
     assert cli.env_presets("MountainCar-v0") == "-"
     fake.presets_for = lambda env: ["b", "a"] if env == "MountainCar-v0" else []
-    assert cli.env_presets("MountainCar-v0") == "a, b"
+    assert cli.env_presets("MountainCar-v0") == "b, a"  # presets_for's order: own preset first
     assert cli.env_presets("CartPole-v1") == "-"
 
 

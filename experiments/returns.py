@@ -83,7 +83,7 @@ TARGETS = (
     Target("GaussianBandit-misc", "misc", "misc", "", "none found"),
     Target("Reacher-misc", "misc", "misc", "", "none found"),
     Target("Swimmer-misc", "misc", "misc", "", "none found"),
-    Target("Pong-misc", "misc", "misc", "", "none found"),
+    Target("Pong-misc", "pong", "misc", "", "none found"),
     Target("FrozenLake-misc", "misc", "misc", "", "none found"),
 )
 # MNISTBandit-bsuite is left out: making it downloads a data set, and these machines are offline.

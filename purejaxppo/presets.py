@@ -134,7 +134,16 @@ PRESETS: dict[str, Preset] = {
         PPOConfig(env_name="FourRooms-misc"), MISC, source="PPOConfig's defaults",
         tuning="not tuned (no published PPO figure to aim at)",
         measured="8 seeds at 5e5 per env, experiments/results/returns.md (FourRooms 1.00 ± "
-                 "0.00); Pong-misc not yet (its CNN is slow on CPU)"),
+                 "0.00); Pong-misc: see the pong preset"),
+    "pong": Preset(
+        PPOConfig(env_name="Pong-misc", network="mlp", learning_rate=1e-3), ("Pong-misc",),
+        source="the misc preset (PPOConfig's defaults) with an MLP on the flattened 30x40x3 "
+               "frame: the CNN's 19,200-wide flatten makes it ~18x slower on CPU (378 against "
+               "6,669 steps/s, 1 seed, measured side by side)",
+        tuning="purejaxppo sweep --preset misc --env Pong-misc --set network=mlp --grid "
+               "learning_rate=2.5e-4,1e-3, 4 seeds at 5e5: 729.7 ± 187.2 / 1000.0 ± 0.0 "
+               "(experiments/tune_presets.sh)",
+        measured="not measured yet"),
 }
 
 

@@ -143,7 +143,9 @@ PRESETS: dict[str, Preset] = {
         tuning="purejaxppo sweep --preset misc --env Pong-misc --set network=mlp --grid "
                "learning_rate=2.5e-4,1e-3, 4 seeds at 5e5: 729.7 ± 187.2 / 1000.0 ± 0.0 "
                "(experiments/tune_presets.sh)",
-        measured="not measured yet"),
+        measured="1000.0 ± 0.0 over 8 seeds at 5e5 steps, deterministic eval 1000.0 (the "
+                 "1000-step time limit: the ball never passes) "
+                 "(experiments/results/returns/Pong-misc.json)"),
 }
 
 

@@ -20,10 +20,11 @@ updates) and the rest (rollout, GAE, loop).
 Each measurement is its own subprocess (rejax's in the peer environment's python, purejaxppo's in
 this interpreter), run interleaved: peer, ours, peer, ours, ... `--repeats` times per seed count.
 A subprocess builds the train function, compiles `jax.jit(jax.vmap(train))` for the seed keys with
-`.lower(keys).compile()` (trace + XLA compile, timed as compile_s, after a trivial warm-up
-compile so that JAX/XLA start-up is not counted), calls it `--warmup` times (default 1; those
-times are recorded, not used), then times one more call (`jax.block_until_ready`) and prints one
-JSON line: steps/s = env steps of all seeds / seconds, compile seconds, and the returns per seed.
+`.lower(keys).compile()` (trace + XLA compile, timed as compile_s, its `.lower` part as trace_s,
+after a trivial warm-up compile so that JAX/XLA start-up is not counted), calls it `--warmup`
+times (default 1; those times are recorded, not used), then times one more call
+(`jax.block_until_ready`) and prints one JSON line: steps/s = env steps of all seeds / seconds,
+compile and trace seconds, and the returns per seed.
 
 Returns (not timed; computed after the timed call):
   * ours  final_return: `purejaxppo.metrics.final_return(result.metrics)`, the mean return of the
@@ -169,10 +170,14 @@ def _versions(names):
 
 
 def _time_program(jax, fn, keys, warmup: int):
-    """Compile `jit(vmap(fn))` for `keys`, run it `warmup` times, then time one more call."""
+    """Compile `jit(vmap(fn))` for `keys`, run it `warmup` times, then time one more call.
+    Returns `(output, (compile_s, trace_s), warmup_s, run_s)`: compile_s is trace_s (tracing
+    and lowering to StableHLO, Python) plus XLA's compilation of the lowered program."""
     jax.jit(lambda x: x + 1).lower(0).compile()  # JAX/XLA start-up, not part of compile_s
     start = time.perf_counter()
-    compiled = jax.jit(jax.vmap(fn)).lower(keys).compile()
+    lowered = jax.jit(jax.vmap(fn)).lower(keys)
+    trace_s = time.perf_counter() - start
+    compiled = lowered.compile()
     compile_s = time.perf_counter() - start
     warmup_s = []
     for _ in range(warmup):
@@ -181,7 +186,7 @@ def _time_program(jax, fn, keys, warmup: int):
         warmup_s.append(time.perf_counter() - start)
     start = time.perf_counter()
     out = jax.block_until_ready(compiled(keys))
-    return out, compile_s, warmup_s, time.perf_counter() - start
+    return out, (compile_s, trace_s), warmup_s, time.perf_counter() - start
 
 
 def _worker_ours(spec: dict) -> dict:
@@ -196,7 +201,8 @@ def _worker_ours(spec: dict) -> dict:
     trainer = make_trainer(config)
     n = spec["num_seeds"]
     keys = jax.random.split(jax.random.key(spec["seed"]), n)
-    result, compile_s, warmup_s, run_s = _time_program(jax, trainer.train, keys, spec["warmup"])
+    result, (compile_s, trace_s), warmup_s, run_s = _time_program(jax, trainer.train, keys,
+                                                                   spec["warmup"])
 
     updates = np.asarray(result.metrics.episode_return).shape[-1]
     steps_per_seed = updates * config.batch_size
@@ -212,7 +218,8 @@ def _worker_ours(spec: dict) -> dict:
         out["eval_return"] = _finite_or_none(np.asarray(ev.returns).mean(-1))
     except Exception as err:  # noqa: BLE001
         out["eval_return"], out["eval_error"] = None, f"{type(err).__name__}: {err}"
-    out.update(steps_per_seed=steps_per_seed, compile_s=compile_s, warmup_s=warmup_s,
+    out.update(steps_per_seed=steps_per_seed, compile_s=compile_s, trace_s=trace_s,
+               warmup_s=warmup_s,
                run_s=run_s, versions=_versions(["purejaxppo", "jax", "jaxlib", "flax", "optax",
                                                 "gymnax", "numpy"]),
                device=str(jax.devices()[0]))
@@ -251,7 +258,8 @@ def _worker_rejax(spec: dict) -> dict:
     timed = algo.replace(eval_callback=lambda algo, ts, rng: ())  # no evaluation while timed
     n = spec["num_seeds"]
     keys = jax.random.split(jax.random.key(spec["seed"]), n)
-    (ts, _), compile_s, warmup_s, run_s = _time_program(jax, timed.train, keys, spec["warmup"])
+    (ts, _), (compile_s, trace_s), warmup_s, run_s = _time_program(jax, timed.train, keys,
+                                                                    spec["warmup"])
 
     global_step = np.asarray(ts.global_step)
     if not np.all(global_step == steps):
@@ -261,7 +269,7 @@ def _worker_rejax(spec: dict) -> dict:
             "final_return_kind": "n/a: rejax's train returns no training-episode returns",
             "eval_return": _finite_or_none(np.asarray(returns).mean(-1)),
             "eval_mean_length": _finite_or_none(np.asarray(lengths).mean(-1)),
-            "steps_per_seed": int(global_step[0]), "compile_s": compile_s,
+            "steps_per_seed": int(global_step[0]), "compile_s": compile_s, "trace_s": trace_s,
             "warmup_s": warmup_s, "run_s": run_s,
             "versions": _versions(["rejax", "jax", "jaxlib", "flax", "optax", "gymnax",
                                    "distrax", "chex", "numpy"]),
@@ -394,6 +402,7 @@ def summarise(runs: list[dict]) -> dict:
         "spread_max_over_min": max(run_s) / min(run_s),
         "compile_s": [r["compile_s"] for r in runs],
         "compile_s_median": statistics.median(r["compile_s"] for r in runs),
+        "trace_s_median": statistics.median(r["trace_s"] for r in runs),
         "final_return_mean": final[0], "final_return_std": final[1],
         "eval_return_mean": ev[0], "eval_return_std": ev[1],
         "runs": runs,
@@ -407,7 +416,7 @@ def _fmt_return(mean, std):
 def format_table(rows: list[dict]) -> str:
     header = ["seeds", "ours sps median", "ours sps best", f"{PEER} sps median",
               f"{PEER} sps best", "ratio (medians, ours/peer)", "spread max/min ours",
-              f"spread max/min {PEER}", "compile s ours", f"compile s {PEER}",
+              f"spread max/min {PEER}", "compile s ours (trace)", f"compile s {PEER} (trace)",
               "ours final return (train, last 10 upd.)", "ours eval return",
               f"{PEER} eval return"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -416,8 +425,9 @@ def format_table(rows: list[dict]) -> str:
         cells = [str(row["num_seeds"]), f"{o['sps_median']:,.0f}", f"{o['sps_best']:,.0f}",
                  f"{p['sps_median']:,.0f}", f"{p['sps_best']:,.0f}",
                  f"{row['ratio_of_medians']:.2f}", f"{o['spread_max_over_min']:.3f}",
-                 f"{p['spread_max_over_min']:.3f}", f"{o['compile_s_median']:.1f}",
-                 f"{p['compile_s_median']:.1f}",
+                 f"{p['spread_max_over_min']:.3f}",
+                 f"{o['compile_s_median']:.2f} ({o['trace_s_median']:.2f})",
+                 f"{p['compile_s_median']:.2f} ({p['trace_s_median']:.2f})",
                  _fmt_return(o["final_return_mean"], o["final_return_std"]),
                  _fmt_return(o["eval_return_mean"], o["eval_return_std"]),
                  _fmt_return(p["eval_return_mean"], p["eval_return_std"])]
@@ -553,7 +563,8 @@ def main(argv=None) -> int:
                     runs["ours" if side == "ours" else "peer"].append(r)
                     print(f"  seeds {n} repeat {rep + 1}/{args.repeats} {side:>5}: "
                           f"{r['sps']:>12,.0f} steps/s  run {r['run_s']:.2f} s  "
-                          f"compile {r['compile_s']:.1f} s", flush=True)
+                          f"compile {r['compile_s']:.2f} s (trace {r['trace_s']:.2f} s)",
+                          flush=True)
             ours, peer = summarise(runs["ours"]), summarise(runs["peer"])
             rows.append({"num_seeds": n, "ours": ours, "peer": peer,
                          "ratio_of_medians": ours["sps_median"] / peer["sps_median"]})
@@ -583,7 +594,8 @@ def main(argv=None) -> int:
         "warmup_calls": args.warmup,
         "order": f"per seed count: {PEER}, ours, {PEER}, ours, ... (one subprocess each)",
         "timing": ("compile_s: jax.jit(jax.vmap(train)).lower(keys).compile() (trace + XLA "
-                   "compile), after a trivial warm-up compile; run_s: one call after "
+                   "compile), after a trivial warm-up compile; trace_s: its .lower(keys) part "
+                   "(tracing and lowering, Python); run_s: one call after "
                    "`warmup` calls, jax.block_until_ready; sps = num_seeds * steps_per_seed / "
                    "run_s; *_median / *_best over repeats; spread_max_over_min = max(run_s) / "
                    "min(run_s); ratio_of_medians = ours sps_median / peer sps_median"),

@@ -219,8 +219,7 @@ def _worker_ours(spec: dict) -> dict:
     except Exception as err:  # noqa: BLE001
         out["eval_return"], out["eval_error"] = None, f"{type(err).__name__}: {err}"
     out.update(steps_per_seed=steps_per_seed, compile_s=compile_s, trace_s=trace_s,
-               warmup_s=warmup_s,
-               run_s=run_s, versions=_versions(["purejaxppo", "jax", "jaxlib", "flax", "optax",
+               warmup_s=warmup_s, run_s=run_s, versions=_versions(["purejaxppo", "jax", "jaxlib", "flax", "optax",
                                                 "gymnax", "numpy"]),
                device=str(jax.devices()[0]))
     return out

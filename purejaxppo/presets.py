@@ -138,8 +138,8 @@ PRESETS: dict[str, Preset] = {
     "pong": Preset(
         PPOConfig(env_name="Pong-misc", network="mlp", learning_rate=1e-3), ("Pong-misc",),
         source="the misc preset (PPOConfig's defaults) with an MLP on the flattened 30x40x3 "
-               "frame: the CNN's 19,200-wide flatten makes it ~18x slower on CPU (378 against "
-               "6,669 steps/s, 1 seed, measured side by side)",
+               "frame: the CNN, whose first dense layer takes its 19,200 conv features, ran "
+               "~18x slower on CPU (378 against 6,669 steps/s, 1 seed, measured side by side)",
         tuning="purejaxppo sweep --preset misc --env Pong-misc --set network=mlp --grid "
                "learning_rate=2.5e-4,1e-3, 4 seeds at 5e5: 729.7 ± 187.2 / 1000.0 ± 0.0 "
                "(experiments/tune_presets.sh)",

@@ -14,7 +14,7 @@ import json
 import os
 import pathlib
 import shutil
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 import jax
 import numpy as np
@@ -129,7 +129,9 @@ def load_checkpoint(path, abstract_state, num_runs: int):
     keys as data, e.g. `ChunkedRuns.abstract_state`) with a leading axis of `num_runs`.
 
     Every leaf's name, shape and dtype is checked against `meta.json` first; a difference raises
-    `CheckpointError` naming the leaf, unreadable array data one naming the directory.
+    `CheckpointError` naming the leaf, unreadable array data one naming the directory. Parameters
+    and Adam moments saved raveled (purejaxppo on CPU before 2026-12-02) are split back into the
+    network's pytree.
     """
     path = pathlib.Path(path)
     meta = read_meta(path)
@@ -137,24 +139,78 @@ def load_checkpoint(path, abstract_state, num_runs: int):
     expected = [{"name": n, "shape": [num_runs, *leaf.shape], "dtype": str(np.dtype(leaf.dtype))}
                 for n, leaf in zip(names, leaves)]
     saved = meta.get("leaves", [])
-    if [e["name"] for e in expected] != [s["name"] for s in saved]:
-        missing = sorted({e["name"] for e in expected} - {s["name"] for s in saved})
-        extra = sorted({s["name"] for s in saved} - {e["name"] for e in expected})
-        raise CheckpointError(f"{path}: the saved train state has a different structure "
-                              f"(missing {missing or 'nothing'}, unexpected {extra or 'nothing'})")
-    for e, s in zip(expected, saved):
-        if e != s:
-            raise CheckpointError(f"{path}: leaf {e['name']} is saved as {s['dtype']}"
-                                  f"{tuple(s['shape'])}, expected {e['dtype']}{tuple(e['shape'])}")
-    target = {f"{i:04d}": jax.ShapeDtypeStruct(tuple(e["shape"]), np.dtype(e["dtype"]))
-              for i, e in enumerate(expected)}
+    groups = _raveled_groups(expected, saved)  # checkpoints from before 2026-12-02
+    if groups is None:
+        groups = [[e] for e in expected]
+        if [e["name"] for e in expected] != [s["name"] for s in saved]:
+            _raise_if_raveled_elsewhere(path, expected, saved)
+            missing = sorted({e["name"] for e in expected} - {s["name"] for s in saved})
+            extra = sorted({s["name"] for s in saved} - {e["name"] for e in expected})
+            raise CheckpointError(
+                f"{path}: the saved train state has a different structure "
+                f"(missing {missing or 'nothing'}, unexpected {extra or 'nothing'})")
+        for e, s in zip(expected, saved):
+            if e != s:
+                raise CheckpointError(
+                    f"{path}: leaf {e['name']} is saved as {s['dtype']}{tuple(s['shape'])}, "
+                    f"expected {e['dtype']}{tuple(e['shape'])}")
+    target = {f"{i:04d}": jax.ShapeDtypeStruct(tuple(s["shape"]), np.dtype(s["dtype"]))
+              for i, s in enumerate(saved)}
     try:
         arrays = _checkpointer().restore(path.resolve() / "state", target)
     except Exception as err:  # orbax/tensorstore raise many kinds for damaged files
         raise CheckpointError(f"{path / 'state'}: cannot read the saved arrays "
                               f"({type(err).__name__}: {str(err)[:300]})") from None
-    restored = [np.asarray(arrays[k]) for k in sorted(arrays)]
+    restored = [leaf for k, group in zip(sorted(arrays), groups)
+                for leaf in _unravel(np.asarray(arrays[k]), group)]
     return jax.tree.unflatten(jax.tree.structure(abstract_state), restored)
+
+
+def _raveled_groups(expected: list[dict], saved: list[dict]) -> Optional[list[list[dict]]]:
+    """For a checkpoint whose parameters and Adam moments were saved raveled (purejaxppo's CPU
+    "flat parameters" before 2026-12-02: `.learner.params` as one `(runs, P)` vector): per saved
+    leaf, the expected leaves it holds, in order. None unless `saved` is exactly such a raveling
+    of `expected` (then the plain checks name the difference)."""
+    groups, i, raveled = [], 0, False
+    for s in saved:
+        if i < len(expected) and expected[i]["name"] == s["name"]:
+            if expected[i] != s:
+                return None
+            groups.append([expected[i]])
+            i += 1
+            continue
+        group = []
+        while i < len(expected) and expected[i]["name"].startswith(s["name"] + "["):
+            group.append(expected[i])
+            i += 1
+        size = sum(int(np.prod(e["shape"][1:], dtype=np.int64)) for e in group)
+        if (not group or any(e["dtype"] != s["dtype"] or e["shape"][0] != s["shape"][0]
+                             for e in group) or s["shape"] != [s["shape"][0], size]):
+            return None
+        groups.append(group)
+        raveled = True
+    return groups if raveled and i == len(expected) else None
+
+
+def _raise_if_raveled_elsewhere(path, expected: list[dict], saved: list[dict]) -> None:
+    """A raveled checkpoint (see `_raveled_groups`) of a network of other sizes: say so briefly."""
+    for s in saved:
+        inside = [e for e in expected if e["name"].startswith(s["name"] + "[")]
+        if inside:
+            size = sum(int(np.prod(e["shape"][1:], dtype=np.int64)) for e in inside)
+            raise CheckpointError(
+                f"{path}: the saved train state holds {s['name']} as one raveled vector of "
+                f"{s['shape'][-1]} numbers per run (purejaxppo before 2026-12-02); this config's "
+                f"{s['name']} has {size} (over {len(inside)} arrays): a different network")
+
+
+def _unravel(array: np.ndarray, group: list[dict]) -> list[np.ndarray]:
+    """Split a saved `(runs, P)` vector into the `group`'s leaves (`[array]` if it is one leaf)."""
+    if len(group) == 1 and group[0]["shape"] == list(array.shape):
+        return [array]
+    sizes = [int(np.prod(e["shape"][1:], dtype=np.int64)) for e in group]
+    parts = np.split(array, np.cumsum(sizes)[:-1], axis=1)
+    return [part.reshape(e["shape"]) for part, e in zip(parts, group)]
 
 
 # --------------------------------------------------------------------------------- policies

@@ -17,7 +17,6 @@ import jax.numpy as jnp
 
 from purejaxppo.config import HParams, PPOConfig, validate_config, validate_hparams
 from purejaxppo.envs import EnvSpec, check_config_for_env, make_env
-from purejaxppo.fast_paths import fast_paths_enabled, flatten_params
 from purejaxppo.gae import compute_gae
 from purejaxppo.metrics import Metrics, explained_variance, finished_episodes
 from purejaxppo.networks import (ActorCritic, init_params, initial_carry, make_network,
@@ -33,7 +32,7 @@ from purejaxppo.update import (Batch, Learner, batch_policy, learning_rate_at, m
 class TrainState(NamedTuple):
     """Everything training needs to continue exactly (a pytree; leading axes when vmapped)."""
 
-    learner: Learner  # parameters (one flat vector with fast_paths), Adam state, KL penalty's β
+    learner: Learner  # network parameters (a pytree), Adam state, KL penalty's β
     runner: EnvRunner  # env states, last observations, episode stats, PRNG key, GRU state
     obs_stats: Optional[RunningStats]  # None unless config.normalize_obs
     reward_scaler: Optional[RewardScaler]  # None unless config.normalize_reward
@@ -61,18 +60,17 @@ def observe(obs, stats: Optional[RunningStats], config: PPOConfig):
 
 
 def ppo_iteration(state: TrainState, step, *, config: PPOConfig, spec: EnvSpec,
-                  network: ActorCritic, unravel, optimizer, hp: HParams,
+                  network: ActorCritic, optimizer, hp: HParams,
                   callback: Optional[Callable], callback_every: int):
     """One PPO update: collect a rollout, compute GAE, run K epochs of minibatch updates.
 
     Observations are normalised with the statistics *before* this rollout, everywhere they enter
     the network in this update (acting, the final-observation bootstrap, the loss); the statistics
-    are then updated with the rollout's raw observations. `unravel` maps the trained parameters
-    (one vector with `fast_paths`) back to the network's pytree. `step` counts updates within
-    this `run` call; it is never batched, so the progress `cond` stays a real branch under vmap.
+    are then updated with the rollout's raw observations. `step` counts updates within this
+    `run` call; it is never batched, so the progress `cond` stays a real branch under vmap.
     """
     update_idx = state.update
-    params = unravel(state.learner.params)
+    params = state.learner.params
     policy = functools.partial(_act, network, state.obs_stats, config)
     start_carry = state.runner.carry
     runner, traj = collect_rollout(state.runner, params, policy, spec.env, spec.env_params,
@@ -94,10 +92,10 @@ def ppo_iteration(state: TrainState, step, *, config: PPOConfig, spec: EnvSpec,
 
     learning_rate = learning_rate_at(hp.learning_rate, update_idx, config.num_updates,
                                      config.anneal_lr)
-    batch = make_batch(traj, advantages, returns, start_carry, state.obs_stats, config)
+    batch = make_batch(traj, done, advantages, returns, start_carry, state.obs_stats, config)
     key, update_key = jax.random.split(runner.key)
     learner, info = update_policy(state.learner, batch, update_key,
-                                  policy_fn=batch_policy(network, unravel, config.num_steps),
+                                  policy_fn=batch_policy(network, config.num_steps),
                                   optimizer=optimizer, hp=hp, learning_rate=learning_rate,
                                   config=config)
     obs_stats = None if state.obs_stats is None else update_stats(state.obs_stats, traj.obs)
@@ -110,15 +108,16 @@ def ppo_iteration(state: TrainState, step, *, config: PPOConfig, spec: EnvSpec,
                       update_idx + 1), metrics
 
 
-def make_batch(traj, advantages, returns, start_carry, obs_stats, config: PPOConfig) -> Batch:
+def make_batch(traj, done, advantages, returns, start_carry, obs_stats,
+               config: PPOConfig) -> Batch:
     """The update's data, leaves `(num_steps, num_envs, ...)`: observations as the network saw
     them, actions as sampled, the acting distribution. A recurrent policy also gets where episodes
-    start (after every done; step 0 continues from `start_carry`) and `start_carry` itself."""
+    start (after every `done`, terminated or truncated; step 0 continues from `start_carry`) and
+    `start_carry` itself."""
     batch = Batch(observe(traj.obs, obs_stats, config), traj.actions, traj.log_probs,
                   traj.values, advantages, returns, traj.dist)
     if not config.gru_size:
         return batch
-    done = jnp.logical_or(traj.terminated, traj.truncated)
     resets = jnp.concatenate([jnp.zeros_like(done[:1]), done[:-1]])
     return batch._replace(resets=resets, carry=start_carry)
 
@@ -173,9 +172,6 @@ def make_trainer(config: PPOConfig, *, env=None, env_params=None,
     check_config_for_env(config, spec)
     network = make_network(config, spec)
     optimizer = make_optimizer(config)
-    flat = fast_paths_enabled(config.fast_paths)
-    shapes = jax.eval_shape(lambda k: init_params(network, k, spec.obs_shape), jax.random.key(0))
-    _, unravel = flatten_params(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes), flat)
 
     def hparams_of(hparams):
         hp = config.hparams() if hparams is None else hparams
@@ -185,7 +181,7 @@ def make_trainer(config: PPOConfig, *, env=None, env_params=None,
     def init(key, hparams: Optional[HParams] = None) -> TrainState:
         hp = hparams_of(hparams)  # checked here too: init takes the same arguments as train
         init_key, env_key = jax.random.split(key)
-        params, _ = flatten_params(init_params(network, init_key, spec.obs_shape), flat)
+        params = init_params(network, init_key, spec.obs_shape)
         return TrainState(
             Learner(params, optimizer.init(params), hp.kl_coef),
             reset_envs(spec.env, spec.env_params, env_key, config.num_envs,
@@ -197,18 +193,17 @@ def make_trainer(config: PPOConfig, *, env=None, env_params=None,
     def run(state: TrainState, hparams: Optional[HParams] = None,
             num_updates: int = config.num_updates):
         iteration = functools.partial(
-            ppo_iteration, config=config, spec=spec, network=network, unravel=unravel,
-            optimizer=optimizer, hp=hparams_of(hparams), callback=callback,
-            callback_every=callback_every)
+            ppo_iteration, config=config, spec=spec, network=network, optimizer=optimizer,
+            hp=hparams_of(hparams), callback=callback, callback_every=callback_every)
         return jax.lax.scan(iteration, state, jnp.arange(num_updates))
 
     def train(key, hparams: Optional[HParams] = None) -> TrainResult:
         state, metrics = run(init(key, hparams), hparams, config.num_updates)
-        return TrainResult(unravel(state.learner.params), metrics, state.obs_stats,
+        return TrainResult(state.learner.params, metrics, state.obs_stats,
                            first_divergence(metrics))
 
     return Trainer(config, spec, network, init, run, train,
-                   lambda state: unravel(state.learner.params))
+                   lambda state: state.learner.params)
 
 
 def make_train(config: PPOConfig, *, env=None, env_params=None,

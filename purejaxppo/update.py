@@ -193,17 +193,17 @@ def policy_kl(params, samples: Batch, policy_fn):
     return samples.old_dist.kl(dist).mean()
 
 
-def batch_policy(network, unravel, num_steps: int):
+def batch_policy(network, num_steps: int):
     """`policy_fn(trained_params, samples) -> (distribution, values)` over a flat sample axis,
     as `ppo_loss` calls it. A recurrent network re-runs each sequence from `samples.carry`,
     resetting its hidden state at `samples.resets` (samples are time-major, `num_steps` long)."""
     if not network.gru_size:
-        return lambda params, samples: network.apply(unravel(params), samples.obs)
+        return lambda params, samples: network.apply(params, samples.obs)
 
     def sequences(params, samples):
         obs = samples.obs.reshape((num_steps, -1, *samples.obs.shape[1:]))
         resets = samples.resets.reshape((num_steps, -1))
-        dist, values, _ = network.apply(unravel(params), obs, samples.carry, resets)
+        dist, values, _ = network.apply(params, obs, samples.carry, resets)
         return dist, values
 
     return sequences

@@ -16,7 +16,8 @@ from PIL import Image
 
 from purejaxppo import PPOConfig
 from purejaxppo.checkpoint import (CheckpointError, latest_checkpoint, list_checkpoints,
-                                   load_checkpoint, load_policy, read_meta, save_policy)
+                                   load_checkpoint, load_policy, read_meta, save_checkpoint,
+                                   save_policy)
 from purejaxppo.cli import main
 from purejaxppo.runs import keys_to_data
 from purejaxppo.train import make_trainer
@@ -125,6 +126,50 @@ def test_resume_half_plus_half_is_bitwise_the_whole_run(finished_run, tmp_path):
     again = load_checkpoint(latest_checkpoint(resumed), abstract, 2)
     jax.tree.map(np.testing.assert_array_equal, whole, again)
     assert (resumed / "metrics.jsonl").read_text() == (finished_run / "metrics.jsonl").read_text()
+
+
+def test_the_train_state_has_one_layout_on_every_backend():
+    """fast_paths "on" (the CPU's) and "off" (GPU/TPU) hold the same leaves: checkpoints move."""
+    shapes = [jax.eval_shape(make_trainer(CLI_CONFIG.replace(fast_paths=f)).init,
+                             jax.random.key(0)) for f in ("on", "off")]
+    assert jax.tree.structure(shapes[0]) == jax.tree.structure(shapes[1])
+    assert jax.tree.leaves(shapes[0]) == jax.tree.leaves(shapes[1])
+
+
+def _ravel_parameters(state):
+    """`state` (host, leading run axis) as purejaxppo saved it on CPU before 2026-12-02: the
+    parameters and every same-shaped tree in the Adam state raveled into one vector per run."""
+    params = state.learner.params
+    like_params = lambda x: jax.tree.structure(x) == jax.tree.structure(params)  # noqa: E731
+    ravel = lambda t: np.concatenate([np.asarray(x).reshape(len(x), -1)  # noqa: E731
+                                      for x in jax.tree.leaves(t)], 1)
+    opt_state = jax.tree.map(lambda t: ravel(t) if like_params(t) else t,
+                             state.learner.opt_state, is_leaf=like_params)
+    return state._replace(learner=state.learner._replace(params=ravel(params),
+                                                         opt_state=opt_state))
+
+
+def test_a_checkpoint_with_raveled_parameters_loads_bitwise(finished_run, tmp_path):
+    """Checkpoints from before 2026-12-02 hold the CPU's raveled ("flat") parameters and Adam
+    moments; they load into the pytree layout as the very state a pytree checkpoint holds (which
+    resumes bitwise: test_resume_half_plus_half_is_bitwise_the_whole_run)."""
+    trainer = make_trainer(CLI_CONFIG)
+    abstract = jax.eval_shape(lambda k: keys_to_data(trainer.init(k)), jax.random.key(0))
+    resumed = _halfway_copy(finished_run, tmp_path / "old")
+    path = latest_checkpoint(resumed)
+    state, meta = load_checkpoint(path, abstract, 2), read_meta(path)
+    old = _ravel_parameters(state)
+    assert old.learner.params.shape == (2, sum(np.size(x[0]) for x in jax.tree.leaves(
+        state.learner.params)))
+    shutil.rmtree(path)
+    save_checkpoint(resumed, old, {k: v for k, v in meta.items()
+                                   if k not in ("leaves", "versions")})
+    assert ".learner.params" in [leaf["name"] for leaf in read_meta(path)["leaves"]]
+    _assert_bitwise(load_checkpoint(path, abstract, 2), state)
+    wider = make_trainer(CLI_CONFIG.replace(hidden_sizes=(32, 32)))  # sizes do not add up
+    wide = jax.eval_shape(lambda k: keys_to_data(wider.init(k)), jax.random.key(0))
+    with pytest.raises(CheckpointError, match=r"raveled vector of \d+ numbers per run .* has "):
+        load_checkpoint(path, wide, 2)
 
 
 def test_a_bad_resume_says_what_differs_and_overwrites_nothing(finished_run, tmp_path, capsys):

@@ -11,7 +11,7 @@ import pytest
 from purejaxppo import PPOConfig
 from purejaxppo.distributions import Categorical
 from purejaxppo.envs import ActionSpace
-from purejaxppo.fast_paths import flatten_params, matmul, random_permutations
+from purejaxppo.fast_paths import matmul, random_permutations
 from purejaxppo.networks import ActorCritic, init_params
 from purejaxppo.update import (Batch, Learner, learning_rate_at, make_optimizer, minibatch_indices,
                                sgd_step)
@@ -161,15 +161,11 @@ def test_plain_path_equals_fast_path():
                  grad(fast_net), grad(plain_net))
     optimizer = make_optimizer(config)
     steps = []
-    for net, fast in ((fast_net, True), (plain_net, False)):
-        flat, unravel = flatten_params(params, fast)
-
-        def policy_fn(p, minibatch, net=net, unravel=unravel):
-            return net.apply(unravel(p), minibatch.obs)
-
-        learner, _ = sgd_step(Learner(flat, optimizer.init(flat), 1.0), batch, policy_fn=policy_fn,
-                              optimizer=optimizer, hp=hp, learning_rate=1e-3, config=config)
-        steps.append(unravel(learner.params))
+    for net in (fast_net, plain_net):
+        learner, _ = sgd_step(Learner(params, optimizer.init(params), 1.0), batch,
+                              policy_fn=on_batch(net), optimizer=optimizer, hp=hp,
+                              learning_rate=1e-3, config=config)
+        steps.append(learner.params)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), *steps)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from purejaxppo import PPOConfig, final_return, make_train
 from purejaxppo.cli import parse_override
+from purejaxppo.logs import curve_over_runs
 
 
 DIAGNOSTICS = ("approx_kl", "kl", "kl_coef", "epochs", "clip_fraction", "entropy",
@@ -43,7 +44,7 @@ def plot(path, steps, returns, title):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    mean, std = np.nanmean(returns, 0), np.nanstd(returns, 0)
+    steps, mean, std = curve_over_runs(steps, returns)  # updates with a finished episode
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(steps, mean)
     ax.fill_between(steps, mean - std, mean + std, alpha=0.3)

@@ -28,7 +28,6 @@ import math
 import pathlib
 import sys
 import time
-import warnings
 from typing import NamedTuple
 
 import jax
@@ -40,6 +39,7 @@ sys.path.insert(0, str(ROOT))  # benchmarks.peers.machine_info
 from benchmarks.peers import machine_info  # noqa: E402
 from purejaxppo import final_return, make_trainer, presets  # noqa: E402
 from purejaxppo.evaluate import make_evaluator  # noqa: E402
+from purejaxppo.logs import curve_over_runs  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).parent / "results"
 
@@ -186,10 +186,8 @@ def plot(record: dict, path: pathlib.Path):
 
     curves = np.array([[np.nan if v is None else v for v in row]
                        for row in record["episode_return"]])
-    steps = np.asarray(record["env_steps"])
-    with warnings.catch_warnings():  # updates where no seed finished an episode: NaN, no warning
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean, std = np.nanmean(curves, 0), np.nanstd(curves, 0)
+    # Only updates where some seed finished an episode (Freeway's take 2,500 steps).
+    steps, mean, std = curve_over_runs(record["env_steps"], curves)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(steps, mean, label="purejaxppo (mean ± std over seeds)")
     ax.fill_between(steps, mean - std, mean + std, alpha=0.3)

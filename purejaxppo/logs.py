@@ -309,6 +309,22 @@ def _nanmean_over_runs(values: np.ndarray) -> np.ndarray:
         return np.nanmean(values, axis=0)
 
 
+def curve_over_runs(steps, values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A learning curve: `steps (n,)`, `values (num_runs, n)` (NaN/inf: no value, e.g. an update
+    where no episode finished) -> `(steps, mean, std)` over runs, only at the updates where some
+    run has a value. Plotting those joins the points around updates without one; with long
+    episodes (Freeway-MinAtar: 2,500 steps) most updates have none, and a line with NaN gaps
+    there would show almost nothing."""
+    values = np.asarray(values, dtype=np.float64)
+    values = np.where(np.isfinite(values), values, np.nan)
+    mean = _nanmean_over_runs(values)
+    keep = np.isfinite(mean)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        std = np.nanstd(values[:, keep], axis=0)
+    return np.asarray(steps)[keep], mean[keep], std
+
+
 class TensorBoardLog:
     """TensorBoard event file in `run_dir` (tensorboardX), one scalar per update and field.
 
@@ -368,7 +384,7 @@ def run_title(run_dir) -> str:
 
 def plot_run(run_dir, out_png=None, field: str = "episode_return") -> Path:
     """Plot the learning curve of `field` from the run's log: mean over runs with a mean ± std
-    band over runs (NaN-safe; updates where no run has a value are gaps), x = env steps per run,
+    band over runs (`curve_over_runs`: updates where no run has a value are skipped), x = env steps per run,
     titled by `run_title`. Saved to `out_png`, by default `run_dir/learning_curve.png` (for
     another field `run_dir/learning_curve_<field>.png`). Returns the PNG's path. Needs
     matplotlib (the `[plot]` extra); draws with the Agg backend, leaving pyplot untouched."""
@@ -383,12 +399,7 @@ def plot_run(run_dir, out_png=None, field: str = "episode_return") -> Path:
         fields = [k for k in data if k not in INDEX_COLUMNS and k != "run"]
         raise ValueError(f"field: {field!r} is not in the log; fields: {fields}")
     values = np.asarray(data[field], dtype=np.float64)
-    values = np.where(np.isfinite(values), values, np.nan)
-    mean = _nanmean_over_runs(values)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        std = np.nanstd(values, axis=0)
-    steps = data["env_steps"]
+    steps, mean, std = curve_over_runs(data["env_steps"], values)
     num_runs = values.shape[0]
 
     fig = Figure(figsize=(7, 4.5), dpi=100)

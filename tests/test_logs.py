@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from purejaxppo.logs import (TB_TAGS, MetricsLog, TensorBoardLog, metrics_arrays, plot_run,
-                             read_metrics, run_title)
+from purejaxppo.logs import (TB_TAGS, MetricsLog, TensorBoardLog, curve_over_runs,
+                             metrics_arrays, plot_run, read_metrics, run_title)
 from purejaxppo.metrics import Metrics
 
 FORMATS = ["jsonl", "csv"]
@@ -277,6 +277,16 @@ def test_plot_run_saves_a_learning_curve_next_to_the_logs(tmp_path):
     assert 400 <= image.width <= 2000 and 300 <= image.height <= 2000
     colours = np.unique(np.asarray(image).reshape(-1, 3), axis=0)
     assert len(colours) > 20  # a drawn curve and band, not a blank canvas
+
+
+def test_curve_over_runs_skips_updates_without_a_value():
+    """Long episodes leave most updates without a finished one: the curve joins the others."""
+    values = np.array([[np.nan, 1.0, np.nan, np.inf, 5.0],
+                       [np.nan, 3.0, np.nan, np.nan, np.nan]])
+    steps, mean, std = curve_over_runs(np.array([10, 20, 30, 40, 50]), values)
+    np.testing.assert_array_equal(steps, [20, 50])
+    np.testing.assert_array_equal(mean, [2.0, 5.0])
+    np.testing.assert_array_equal(std, [1.0, 0.0])
 
 
 def test_plot_run_other_field_and_path_single_run(tmp_path):

@@ -167,7 +167,7 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     sys.path.insert(0, str(HERE))
-    from peers import machine_info
+    from peers import machine_info, write_report
 
     with tempfile.TemporaryDirectory(prefix="purejaxppo-commits-") as tmp:
         trees = {side: pathlib.Path(tmp) / side for side in ("old", "new")}
@@ -196,10 +196,7 @@ def main(argv=None) -> int:
               "config_args": config_args, "rounds": args.rounds, "repeats": args.repeats,
               "seed": args.seed, "rows": {str(n): row for n, row in rows.items()},
               "table": table}
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=1)
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
     return 0
 
 

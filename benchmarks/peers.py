@@ -355,6 +355,14 @@ def machine_info() -> dict:
     return info
 
 
+def write_report(path: str, report: dict) -> None:
+    """Write `report` as JSON to `path` (creating its directory) and say where."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"wrote {path}")
+
+
 def _affinity(cores):
     if cores is None:
         return None
@@ -614,10 +622,7 @@ def main(argv=None) -> int:
     if first_ours["versions"].get("jax") != first_peer["versions"].get("jax"):
         print(f"note: jax differs: ours {first_ours['versions'].get('jax')}, "
               f"{PEER} {first_peer['versions'].get('jax')}")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
-    print(f"wrote {args.out}")
+    write_report(args.out, result)
     return 0
 
 

@@ -384,10 +384,11 @@ def run_title(run_dir) -> str:
 
 def plot_run(run_dir, out_png=None, field: str = "episode_return") -> Path:
     """Plot the learning curve of `field` from the run's log: mean over runs with a mean ± std
-    band over runs (`curve_over_runs`: updates where no run has a value are skipped), x = env steps per run,
-    titled by `run_title`. Saved to `out_png`, by default `run_dir/learning_curve.png` (for
-    another field `run_dir/learning_curve_<field>.png`). Returns the PNG's path. Needs
-    matplotlib (the `[plot]` extra); draws with the Agg backend, leaving pyplot untouched."""
+    band over runs (`curve_over_runs`: updates where no run has a value are skipped), x = env
+    steps per run, titled by `run_title`. Saved to `out_png`, by default
+    `run_dir/learning_curve.png` (for another field `run_dir/learning_curve_<field>.png`).
+    Returns the PNG's path. Needs matplotlib (the `[plot]` extra); draws with the Agg backend,
+    leaving pyplot untouched."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure

@@ -58,7 +58,7 @@ def worker(spec: dict) -> dict:
         start = time.perf_counter()
         result = jax.block_until_ready(compiled(keys))
         run_s.append(time.perf_counter() - start)
-    steps = spec["num_seeds"] * config.num_updates * config.batch_size
+    steps = spec["num_seeds"] * config.env_steps_per_run
     return {"package": os.path.dirname(purejaxppo.__file__), "compile_s": compile_s,
             "run_s": run_s, "env_steps": steps, "sps": steps / min(run_s),
             "final_return": [float(x) for x in np.asarray(final_return(result.metrics))]}

@@ -166,6 +166,11 @@ def load_checkpoint(path, abstract_state, num_runs: int):
     return jax.tree.unflatten(jax.tree.structure(abstract_state), restored)
 
 
+def _run_size(leaf: dict) -> int:
+    """Numbers per run in a leaf described as in `meta.json` (shape `[runs, ...]`)."""
+    return int(np.prod(leaf["shape"][1:], dtype=np.int64))
+
+
 def _raveled_groups(expected: list[dict], saved: list[dict]) -> Optional[list[list[dict]]]:
     """For a checkpoint whose parameters and Adam moments were saved raveled (purejaxppo's CPU
     "flat parameters" before 2026-12-02: `.learner.params` as one `(runs, P)` vector): per saved
@@ -183,7 +188,7 @@ def _raveled_groups(expected: list[dict], saved: list[dict]) -> Optional[list[li
         while i < len(expected) and expected[i]["name"].startswith(s["name"] + "["):
             group.append(expected[i])
             i += 1
-        size = sum(int(np.prod(e["shape"][1:], dtype=np.int64)) for e in group)
+        size = sum(_run_size(e) for e in group)
         if (not group or any(e["dtype"] != s["dtype"] or e["shape"][0] != s["shape"][0]
                              for e in group) or s["shape"] != [s["shape"][0], size]):
             return None
@@ -197,7 +202,7 @@ def _raise_if_raveled_elsewhere(path, expected: list[dict], saved: list[dict]) -
     for s in saved:
         inside = [e for e in expected if e["name"].startswith(s["name"] + "[")]
         if inside:
-            size = sum(int(np.prod(e["shape"][1:], dtype=np.int64)) for e in inside)
+            size = sum(_run_size(e) for e in inside)
             raise CheckpointError(
                 f"{path}: the saved train state holds {s['name']} as one raveled vector of "
                 f"{s['shape'][-1]} numbers per run (purejaxppo before 2026-12-02); this config's "
@@ -208,7 +213,7 @@ def _unravel(array: np.ndarray, group: list[dict]) -> list[np.ndarray]:
     """Split a saved `(runs, P)` vector into the `group`'s leaves (`[array]` if it is one leaf)."""
     if len(group) == 1 and group[0]["shape"] == list(array.shape):
         return [array]
-    sizes = [int(np.prod(e["shape"][1:], dtype=np.int64)) for e in group]
+    sizes = [_run_size(e) for e in group]
     parts = np.split(array, np.cumsum(sizes)[:-1], axis=1)
     return [part.reshape(e["shape"]) for part, e in zip(parts, group)]
 

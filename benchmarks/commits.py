@@ -8,7 +8,8 @@ The rule for a change to the hot path: time it against the commit before it, int
 the same machine, before it lands. Each tree (`git archive` of a revision, or the working tree's
 tracked and untracked-but-not-ignored files) is copied into a temporary directory; every
 measurement is a fresh Python process with that tree first on `PYTHONPATH`, which compiles
-`jax.jit(jax.vmap(train))` for the seed keys, runs it once to warm up and then `--repeats` timed
+`jax.jit(jax.vmap(train))` for the seed keys (with the tree's `purejaxppo.compiler_options()`
+where it has them, as its own entry points compile), runs it once to warm up and then `--repeats` timed
 times (env steps/second of the best run; compilation excluded and reported apart). Rounds
 alternate which side goes first (old-new, new-old, ...) so that a drift in machine speed hits
 both. The table gives, per seed count, each side's median and the median, min and max of the
@@ -47,10 +48,13 @@ def worker(spec: dict) -> dict:
     from purejaxppo.cli import build_config
 
     config = build_config(argparse.Namespace(**spec["config_args"]))
+    # Compiled as the tree's own entry points compile (trees from before 2026-12-02: defaults).
+    options = getattr(purejaxppo, "compiler_options", dict)()
     keys = jax.random.split(jax.random.key(spec["seed"]), spec["num_seeds"])
     jax.jit(lambda x: x + 1).lower(0).compile()  # JAX/XLA start-up, not part of compile_s
     start = time.perf_counter()
-    compiled = jax.jit(jax.vmap(make_train(config))).lower(keys).compile()
+    compiled = jax.jit(jax.vmap(make_train(config)), compiler_options=options or None).lower(
+        keys).compile()
     compile_s = time.perf_counter() - start
     jax.block_until_ready(compiled(keys))  # warm-up
     run_s = []
@@ -59,7 +63,8 @@ def worker(spec: dict) -> dict:
         result = jax.block_until_ready(compiled(keys))
         run_s.append(time.perf_counter() - start)
     steps = spec["num_seeds"] * config.env_steps_per_run
-    return {"package": os.path.dirname(purejaxppo.__file__), "compile_s": compile_s,
+    return {"package": os.path.dirname(purejaxppo.__file__), "compiler_options": options,
+            "compile_s": compile_s,
             "run_s": run_s, "env_steps": steps, "sps": steps / min(run_s),
             "final_return": [float(x) for x in np.asarray(final_return(result.metrics))]}
 

@@ -21,7 +21,9 @@ Each measurement is its own subprocess (rejax's in the peer environment's python
 this interpreter), run interleaved: peer, ours, peer, ours, ... `--repeats` times per seed count.
 A subprocess builds the train function, compiles `jax.jit(jax.vmap(train))` for the seed keys with
 `.lower(keys).compile()` (trace + XLA compile, timed as compile_s, its `.lower` part as trace_s,
-after a trivial warm-up compile so that JAX/XLA start-up is not counted), calls it `--warmup`
+after a trivial warm-up compile so that JAX/XLA start-up is not counted; purejaxppo with its
+`compiler_options()`, as its own entry points compile, rejax with XLA's defaults unless
+`--peer-compiler-options` gives it others), calls it `--warmup`
 times (default 1; those times are recorded, not used), then times one more call
 (`jax.block_until_ready`) and prints one JSON line: steps/s = env steps of all seeds / seconds,
 compile and trace seconds, and the returns per seed.
@@ -169,13 +171,13 @@ def _versions(names):
     return out
 
 
-def _time_program(jax, fn, keys, warmup: int):
+def _time_program(jax, fn, keys, warmup: int, compiler_options=None):
     """Compile `jit(vmap(fn))` for `keys`, run it `warmup` times, then time one more call.
     Returns `(output, (compile_s, trace_s), warmup_s, run_s)`: compile_s is trace_s (tracing
     and lowering to StableHLO, Python) plus XLA's compilation of the lowered program."""
     jax.jit(lambda x: x + 1).lower(0).compile()  # JAX/XLA start-up, not part of compile_s
     start = time.perf_counter()
-    lowered = jax.jit(jax.vmap(fn)).lower(keys)
+    lowered = jax.jit(jax.vmap(fn), compiler_options=compiler_options or None).lower(keys)
     trace_s = time.perf_counter() - start
     compiled = lowered.compile()
     compile_s = time.perf_counter() - start
@@ -193,7 +195,7 @@ def _worker_ours(spec: dict) -> dict:
     import jax
     import numpy as np
 
-    from purejaxppo import PPOConfig, final_return, make_trainer
+    from purejaxppo import PPOConfig, compiler_options, final_return, make_trainer
 
     fields = dict(spec["ours_config"])
     fields["hidden_sizes"] = tuple(fields["hidden_sizes"])
@@ -201,8 +203,9 @@ def _worker_ours(spec: dict) -> dict:
     trainer = make_trainer(config)
     n = spec["num_seeds"]
     keys = jax.random.split(jax.random.key(spec["seed"]), n)
+    options = compiler_options()  # as purejaxppo's own entry points compile
     result, (compile_s, trace_s), warmup_s, run_s = _time_program(jax, trainer.train, keys,
-                                                                   spec["warmup"])
+                                                                   spec["warmup"], options)
 
     updates = np.asarray(result.metrics.episode_return).shape[-1]
     steps_per_seed = updates * config.batch_size
@@ -218,7 +221,8 @@ def _worker_ours(spec: dict) -> dict:
         out["eval_return"] = _finite_or_none(np.asarray(ev.returns).mean(-1))
     except Exception as err:  # noqa: BLE001
         out["eval_return"], out["eval_error"] = None, f"{type(err).__name__}: {err}"
-    out.update(steps_per_seed=steps_per_seed, compile_s=compile_s, trace_s=trace_s,
+    out.update(steps_per_seed=steps_per_seed, compiler_options=options, compile_s=compile_s,
+               trace_s=trace_s,
                warmup_s=warmup_s, run_s=run_s, versions=_versions(["purejaxppo", "jax", "jaxlib", "flax", "optax",
                                                 "gymnax", "numpy"]),
                device=str(jax.devices()[0]))
@@ -257,8 +261,9 @@ def _worker_rejax(spec: dict) -> dict:
     timed = algo.replace(eval_callback=lambda algo, ts, rng: ())  # no evaluation while timed
     n = spec["num_seeds"]
     keys = jax.random.split(jax.random.key(spec["seed"]), n)
+    options = spec.get("peer_compiler_options") or {}
     (ts, _), (compile_s, trace_s), warmup_s, run_s = _time_program(jax, timed.train, keys,
-                                                                    spec["warmup"])
+                                                                    spec["warmup"], options)
 
     global_step = np.asarray(ts.global_step)
     if not np.all(global_step == steps):
@@ -268,7 +273,8 @@ def _worker_rejax(spec: dict) -> dict:
             "final_return_kind": "n/a: rejax's train returns no training-episode returns",
             "eval_return": _finite_or_none(np.asarray(returns).mean(-1)),
             "eval_mean_length": _finite_or_none(np.asarray(lengths).mean(-1)),
-            "steps_per_seed": int(global_step[0]), "compile_s": compile_s, "trace_s": trace_s,
+            "steps_per_seed": int(global_step[0]), "compiler_options": options,
+            "compile_s": compile_s, "trace_s": trace_s,
             "warmup_s": warmup_s, "run_s": run_s,
             "versions": _versions(["rejax", "jax", "jaxlib", "flax", "optax", "gymnax",
                                    "distrax", "chex", "numpy"]),
@@ -467,6 +473,10 @@ def main(argv=None) -> int:
     parser.add_argument("--ours-defaults", action="store_true",
                         help="run purejaxppo with its own defaults (anneal_lr=True, "
                              "adam_eps=1e-5) instead of aligning them to what rejax does")
+    parser.add_argument("--peer-compiler-options", type=json.loads, default={}, metavar="JSON",
+                        help=f"XLA compile options for {PEER}'s program, e.g. "
+                             "'{\"xla_backend_optimization_level\": 1}' (what purejaxppo "
+                             "compiles with on CPU; default: none, XLA's defaults)")
     parser.add_argument("--peer-venv", default=DEFAULT_PEER_VENV,
                         help=f"the {PEER} virtual environment (created when missing; "
                              f"default {DEFAULT_PEER_VENV})")
@@ -562,7 +572,8 @@ def main(argv=None) -> int:
                 for side, python in ((PEER, peer_python), ("ours", sys.executable)):
                     spec = {"num_seeds": n, "seed": args.seed, "warmup": args.warmup,
                             "problem": problem, "steps_per_seed": steps_per_seed,
-                            "ours_config": ours_config}
+                            "ours_config": ours_config,
+                            "peer_compiler_options": args.peer_compiler_options}
                     r = run_worker(python, side, spec, pin, args.timeout, extra_env)
                     if r["steps_per_seed"] != steps_per_seed:
                         raise RuntimeError(f"{side}: {r['steps_per_seed']} steps per seed, "
@@ -615,6 +626,7 @@ def main(argv=None) -> int:
         "env_steps_per_seed": steps_per_seed,
         "ours_config": ours_config,
         "ours_aligned_to_peer": not args.ours_defaults,
+        "peer_compiler_options": args.peer_compiler_options,
         "hparam_map": [{"setting": s, "purejaxppo": o, PEER: p} for s, o, p in HPARAM_MAP],
         "differences": DIFFERENCES,
         "results": rows,

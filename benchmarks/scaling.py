@@ -41,7 +41,7 @@ import jax
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from throughput import make_ceiling, parse_run_args  # noqa: E402  (benchmarks/throughput.py)
+from throughput import compile_vmapped, make_ceiling, parse_run_args  # noqa: E402  (benchmarks/throughput.py)
 
 from purejaxppo.config import ConfigError, PPOConfig  # noqa: E402
 from purejaxppo.progress import ProgressReporter, expected_calls  # noqa: E402
@@ -64,9 +64,8 @@ def _sweep_program(config: PPOConfig, keys, reporter=None, every: int = 1):
 
 
 def _ceiling_program(config: PPOConfig, keys):
-    start = time.perf_counter()
-    compiled = jax.jit(jax.vmap(make_ceiling(config))).lower(keys).compile()
-    return (lambda: compiled(keys)), time.perf_counter() - start
+    compiled, compile_s = compile_vmapped(make_ceiling(config), keys)  # as throughput.py compiles it
+    return (lambda: compiled(keys)), compile_s
 
 
 def measure(config: PPOConfig, num_seeds: int, repeats: int, progress: bool, every: int,

@@ -5,7 +5,8 @@
 
 For each seed count it measures
 
-* compile_s: `jax.jit(jax.vmap(train)).lower(keys).compile()` of the full PPO `train`;
+* compile_s: `jax.jit(jax.vmap(train)).lower(keys).compile()` of the full PPO `train`, with
+  `purejaxppo.compiler_options()` as the CLI and sweeps compile (both programs alike);
 * train_sps: env steps/second of the compiled `train` (all seeds together), compilation excluded;
 * ceiling_sps: env steps/second of a rollout-only program, built from the package's own
   `purejaxppo.rollout.collect_rollout` with fixed initial parameters and scanned for the same
@@ -38,6 +39,7 @@ import jax.numpy as jnp
 from purejaxppo.cli import build_config
 from purejaxppo.config import ConfigError, PPOConfig
 from purejaxppo.envs import make_env
+from purejaxppo.fast_paths import compiler_options
 from purejaxppo.networks import init_params, initial_carry, policy_step
 from purejaxppo.rollout import collect_rollout, reset_envs
 from purejaxppo.train import make_network, make_train
@@ -77,9 +79,11 @@ def make_ceiling(config: PPOConfig):
     return ceiling
 
 
-def _compile(fn, keys):
+def compile_vmapped(fn, keys):
+    """`jax.jit(jax.vmap(fn))` compiled for `keys` with `compiler_options()`; (compiled, seconds)."""
     start = time.perf_counter()
-    compiled = jax.jit(jax.vmap(fn)).lower(keys).compile()
+    compiled = jax.jit(jax.vmap(fn), compiler_options=compiler_options() or None).lower(
+        keys).compile()
     return compiled, time.perf_counter() - start
 
 
@@ -91,8 +95,8 @@ def _run(compiled, keys) -> float:
 
 def measure(config: PPOConfig, num_seeds: int, repeats: int, seed: int = 0) -> dict:
     keys = jax.random.split(jax.random.key(seed), num_seeds)
-    train, compile_s = _compile(make_train(config), keys)
-    ceiling, ceiling_compile_s = _compile(make_ceiling(config), keys)
+    train, compile_s = compile_vmapped(make_train(config), keys)
+    ceiling, ceiling_compile_s = compile_vmapped(make_ceiling(config), keys)
     _run(train, keys), _run(ceiling, keys)  # warm-up: first-call allocations, page faults
     train_s, ceiling_s = [], []
     for _ in range(repeats):  # interleaved, so noise hits both

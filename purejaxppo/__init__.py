@@ -26,6 +26,7 @@ _EXPORTS = {
                           "stack_hparams", "sweep", "sweep_table", "train_runs", "train_seeds"),
     "purejaxppo.progress": ("ProgressReporter", "progress_every"),
     "purejaxppo.rllib": ("from_rllib", "to_rllib"),
+    "purejaxppo.fast_paths": ("compiler_options",),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -8,6 +8,10 @@ help; "on"/"off" force it. Each gives the same values as its plain twin (tested 
   anything else takes the plain path). Cost: no forward-mode autodiff through the network.
 * `random_permutations` (packed): one uint32 sort instead of a two-array sort per shuffle.
 
+Besides the program, how XLA compiles it: `compiler_options()` gives the options purejaxppo's own
+entry points (CLI, `sweep`/`train_seeds`/`train_runs`, chunked runs) compile with; pass them to
+your own `jax.jit(..., compiler_options=purejaxppo.compiler_options())` to get the same.
+
 A third, flat parameters (Adam, clipping and the global norm on one raveled vector), was removed
 on 2026-12-02: measured against the pytree it cost ~4 % at 8 seeds on CPU (README, "Throughput").
 """
@@ -18,6 +22,18 @@ import jax
 import jax.numpy as jnp
 
 FAST_PATH_CHOICES = ("auto", "on", "off")
+
+
+CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+"""LLVM's -O1 for XLA:CPU's generated code, instead of its default. Dense layers and
+convolutions run in library kernels either way, so only the fused elementwise code is affected:
+XLA compiles PPO's program 20-25 % faster, with the same training speed (README, "Throughput")."""
+
+
+def compiler_options() -> dict:
+    """XLA compile options for purejaxppo's programs on the current default backend:
+    `CPU_COMPILER_OPTIONS` on the CPU, none (XLA's defaults) on GPU/TPU."""
+    return dict(CPU_COMPILER_OPTIONS) if jax.default_backend() == "cpu" else {}
 
 
 def fast_paths_enabled(setting: str) -> bool:

@@ -22,6 +22,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from purejaxppo.config import HParams
+from purejaxppo.fast_paths import compiler_options
 from purejaxppo.sweeps import _finish, _pad, _place, place_runs, shard_runs
 from purejaxppo.train import Trainer, TrainState
 
@@ -102,7 +103,8 @@ class ChunkedRuns:
                 return keys_to_data(state), metrics
 
             self._executables[num_updates] = _per_run.lower(
-                self.state, self.runs.hparams, fn=run, mesh=self.runs.mesh).compile()
+                self.state, self.runs.hparams, fn=run, mesh=self.runs.mesh).compile(
+                    compiler_options())
         return self._executables[num_updates]
 
     def start(self) -> None:

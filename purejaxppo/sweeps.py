@@ -30,6 +30,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from purejaxppo.config import HPARAM_FIELDS, ConfigError, HParams, PPOConfig, validate_hparams
+from purejaxppo.fast_paths import compiler_options
 from purejaxppo.metrics import Metrics, final_return
 
 RUN_AXIS = "runs"
@@ -260,7 +261,17 @@ def shard_runs(fn, mesh: Mesh):
                          check_vma=False)
 
 
-@functools.partial(jax.jit, static_argnames=("train", "impl", "mesh"))
+def _train_flat_jit():
+    """`_train_flat`, jitted with `compiler_options()` for the current backend (cached)."""
+    return _jit_with_options(tuple(sorted(compiler_options().items())))
+
+
+@functools.cache
+def _jit_with_options(options: tuple):
+    return jax.jit(_train_flat, static_argnames=("train", "impl", "mesh"),
+                   compiler_options=dict(options))
+
+
 def _train_flat(key_data, hparams, *, train, impl, mesh: Mesh):
     """`vmap(train)` over the flat run axis, one block of runs per device.
 
@@ -324,7 +335,8 @@ def train_runs(train, keys, hparams: HParams, *, mesh: Optional[Mesh] = None):
       What `train` returns (`TrainResult`) with `(n, ...)` host numpy leaves, padding removed.
     """
     runs = place_runs(keys, hparams, mesh=mesh)
-    out = _train_flat(runs.key_data, runs.hparams, train=train, impl=runs.impl, mesh=runs.mesh)
+    out = _train_flat_jit()(runs.key_data, runs.hparams, train=train, impl=runs.impl,
+                            mesh=runs.mesh)
     return _finish(out, runs.num_runs)
 
 
@@ -406,8 +418,8 @@ def compile_sweep(train, keys, grid: HParams, *, mesh: Optional[Mesh] = None) ->
     """Place and compile `sweep(train, keys, grid)` without running it (same arguments)."""
     flat_keys, flat_hparams, grid, num_seeds = _flatten_sweep(keys, grid)
     runs = place_runs(flat_keys, flat_hparams, mesh=mesh)
-    executable = _train_flat.lower(runs.key_data, runs.hparams, train=train, impl=runs.impl,
-                                   mesh=runs.mesh).compile()
+    executable = _train_flat_jit().lower(runs.key_data, runs.hparams, train=train,
+                                         impl=runs.impl, mesh=runs.mesh).compile()
     return CompiledSweep(executable, runs, grid, num_seeds)
 
 

@@ -184,3 +184,15 @@ def test_plain_permutations_are_permutations(n):
     assert perms.shape == (3, n) and perms.dtype == np.int32
     for row in perms:
         np.testing.assert_array_equal(np.sort(row), np.arange(n))
+
+
+def test_compiler_options_are_chosen_per_backend():
+    """The CPU gets LLVM -O1 (measured: faster compiles, same speed), other backends XLA's
+    defaults; XLA accepts them."""
+    from purejaxppo import compiler_options
+    from purejaxppo.fast_paths import CPU_COMPILER_OPTIONS
+
+    expected = CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else {}
+    assert compiler_options() == expected
+    compiled = jax.jit(lambda x: x * 2.0, compiler_options=compiler_options()).lower(1.0).compile()
+    assert float(compiled(1.0)) == 2.0

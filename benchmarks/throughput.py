@@ -39,7 +39,7 @@ import jax.numpy as jnp
 from purejaxppo.cli import build_config
 from purejaxppo.config import ConfigError, PPOConfig
 from purejaxppo.envs import make_env
-from purejaxppo.fast_paths import compiler_options
+from purejaxppo.fast_paths import compiler_options, fast_key, fast_paths_enabled, restore_key
 from purejaxppo.networks import init_params, initial_carry, policy_step
 from purejaxppo.rollout import collect_rollout, reset_envs
 from purejaxppo.train import make_network, make_train
@@ -69,8 +69,11 @@ def make_ceiling(config: PPOConfig):
         act = functools.partial(policy_step, network)
 
         def iteration(runner, _):
+            start_key = runner.key  # keys as `train` draws them (fast_paths.fast_key)
+            runner = runner._replace(key=fast_key(start_key, fast_paths_enabled(config.fast_paths)))
             runner, traj = collect_rollout(runner, params, act, spec.env, spec.env_params,
                                            config.num_steps, config.rollout_unroll)
+            runner = runner._replace(key=restore_key(runner.key, start_key))
             return runner, jax.tree.map(lambda x: x.astype(jnp.float32).sum(), traj)
 
         _, sums = jax.lax.scan(iteration, runner, None, length=config.num_updates)

@@ -7,6 +7,8 @@ help; "on"/"off" force it. Each gives the same values as its plain twin (tested 
 * `matmul`: `x @ kernel` with a backward pass laid out for XLA:CPU's fast GEMM (2-D `x` only;
   anything else takes the plain path). Cost: no forward-mode autodiff through the network.
 * `random_permutations` (packed): one uint32 sort instead of a two-array sort per shuffle.
+* `fast_key` (unrolled threefry): PRNG keys whose hash runs as one fused kernel instead of JAX's
+  rolled CPU loop; the same random numbers, bit for bit.
 
 Besides the program, how XLA compiles it: `compiler_options()` gives the options purejaxppo's own
 entry points (CLI, `sweep`/`train_seeds`/`train_runs`, chunked runs) compile with; pass them to
@@ -18,8 +20,12 @@ on 2026-12-02: measured against the pytree it cost ~4 % at 8 seeds on CPU (READM
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.extend.random import define_prng_impl, threefry_prng_impl
 
 FAST_PATH_CHOICES = ("auto", "on", "off")
 
@@ -105,3 +111,102 @@ def random_permutations(key, n: int, count: int, fast: bool = True):
         order = jnp.sort(random[r] | position, axis=-1) & low  # stable shuffle of positions
         perm = order if perm is None else jnp.take_along_axis(perm, order, axis=-1)
     return perm.astype(jnp.int32)
+
+
+# ---------------------------------------------------------------------------------- PRNG keys
+#
+# JAX lowers its threefry hash for the CPU as a rolled loop (`fori_loop` over 5 rounds, to keep
+# compile time down); everywhere else it is unrolled into one fused elementwise kernel. The loop
+# is free on big arrays, but PPO's rollout hashes a handful of numbers several times per env step
+# (splitting the step key, sampling actions, the env's own splits and resets), and there XLA:CPU
+# runs each call as a while loop of ~15 tiny thunks (most of them copies of the loop carry) x 5
+# iterations. So on the CPU the training loop uses a key implementation whose hash is the same
+# function written out: the same bits for every split, fold_in and sample (tested against
+# jax.random), with no loop.
+
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+
+
+def threefry2x32(k1, k2, x1, x2):
+    """Threefry-2x32 with 20 rounds (Salmon et al. 2011), as `jax.random` computes it, unrolled.
+
+    `k1, k2`: the key's two uint32 words (scalars); `x1, x2`: uint32 counts of one shape.
+    Returns the two uint32 output words, of the counts' shape."""
+    def rotate_left(x, d):
+        return jax.lax.shift_left(x, np.uint32(d)) | jax.lax.shift_right_logical(
+            x, np.uint32(32 - d))
+
+    ks = (k1, k2, k1 ^ k2 ^ np.uint32(0x1BD11BDA))
+    x1, x2 = x1 + ks[0], x2 + ks[1]
+    for block in range(5):
+        for rotation in _ROTATIONS[block % 2]:
+            x1 = x1 + x2
+            x2 = x1 ^ rotate_left(x2, rotation)
+        x1 = x1 + ks[(block + 1) % 3]
+        x2 = x2 + ks[(block + 2) % 3] + np.uint32(block + 1)
+    return x1, x2
+
+
+def _counts(shape):
+    """`jax.random`'s counter for `shape`: a uint64 iota as (high, low) uint32 words."""
+    size = math.prod(shape)
+    if size >= 2 ** 32:
+        raise NotImplementedError(f"unrolled threefry: {size} numbers at once (max 2**32 - 1)")
+    return jnp.zeros(shape, jnp.uint32), jax.lax.iota(jnp.uint32, size).reshape(shape)
+
+
+def _split(key, shape):
+    bits1, bits2 = threefry2x32(key[0], key[1], *_counts(shape))
+    return jnp.stack([bits1, bits2], axis=bits1.ndim)
+
+
+def _random_bits(key, bit_width, shape):
+    bits1, bits2 = threefry2x32(key[0], key[1], *_counts(shape))
+    dtype = {8: jnp.uint8, 16: jnp.uint16, 32: jnp.uint32, 64: jnp.uint64}[bit_width]
+    if bit_width == 64:
+        return jax.lax.shift_left(bits1.astype(dtype), dtype(32)) | bits2.astype(dtype)
+    return (bits1 ^ bits2).astype(dtype)
+
+
+def _fold_in(key, data):
+    # jax.random: the hash of the 2-word count (0, data) split into halves, i.e. x1=[0], x2=[data]
+    bits1, bits2 = threefry2x32(key[0], key[1], jnp.zeros((1,), jnp.uint32),
+                                jnp.asarray(data, jnp.uint32)[None])
+    return jnp.concatenate([bits1, bits2])
+
+
+UNROLLED_THREEFRY = define_prng_impl(
+    key_shape=(2,), seed=threefry_prng_impl.seed, split=_split, random_bits=_random_bits,
+    fold_in=_fold_in, name="threefry2x32_unrolled", tag="fru")
+"""A `jax.random` key implementation: threefry2x32 with the hash unrolled (same numbers)."""
+
+
+def _is_threefry(key) -> bool:
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        impl = jax.random.key_impl(key)
+    elif key.dtype == jnp.uint32 and key.shape[-1:] == (2,):  # raw key: the default impl's
+        impl = jax.config.jax_default_prng_impl
+    else:
+        return False
+    return impl == "threefry2x32"
+
+
+def fast_key(key, fast: bool):
+    """`key` (typed or raw, any batch shape) as an `UNROLLED_THREEFRY` key when `fast` and it is
+    a threefry key; else `key` unchanged. Draws from it equal the threefry key's (under JAX's
+    default `jax_threefry_partitionable=True`; with it off, the key is left alone)."""
+    if not fast or not jax.config.jax_threefry_partitionable or not _is_threefry(key):
+        return key
+    return jax.random.wrap_key_data(jax.random.key_data(key), impl=UNROLLED_THREEFRY)
+
+
+def restore_key(key, like):
+    """`key` in the representation of `like` (inverse of `fast_key`: typed keys get `like`'s
+    implementation back, raw keys their uint32 data)."""
+    if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return key
+    if not jax.dtypes.issubdtype(like.dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(key)
+    if key.dtype == like.dtype:
+        return key
+    return jax.random.wrap_key_data(jax.random.key_data(key), impl=jax.random.key_impl(like))

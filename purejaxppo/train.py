@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from purejaxppo.config import HParams, PPOConfig, validate_config, validate_hparams
 from purejaxppo.envs import EnvSpec, check_config_for_env, make_env
+from purejaxppo.fast_paths import fast_key, fast_paths_enabled, restore_key
 from purejaxppo.gae import compute_gae
 from purejaxppo.metrics import Metrics, explained_variance, finished_episodes
 from purejaxppo.networks import (ActorCritic, init_params, initial_carry, make_network,
@@ -73,7 +74,10 @@ def ppo_iteration(state: TrainState, step, *, config: PPOConfig, spec: EnvSpec,
     params = state.learner.params
     policy = functools.partial(_act, network, state.obs_stats, config)
     start_carry = state.runner.carry
-    runner, traj = collect_rollout(state.runner, params, policy, spec.env, spec.env_params,
+    # The same random numbers, cheaper on CPU (fast_paths.fast_key); the state keeps key types.
+    runner = state.runner._replace(
+        key=fast_key(state.runner.key, fast_paths_enabled(config.fast_paths)))
+    runner, traj = collect_rollout(runner, params, policy, spec.env, spec.env_params,
                                    config.num_steps, config.rollout_unroll)
 
     # Bootstrap from the true next state (pre-reset final observation, and for a GRU the hidden
@@ -104,8 +108,8 @@ def ppo_iteration(state: TrainState, step, *, config: PPOConfig, spec: EnvSpec,
     if callback is not None:
         jax.lax.cond(step % callback_every == 0,
                      lambda: emit_progress(callback, update_idx, metrics), lambda: None)
-    return TrainState(learner, runner._replace(key=key), obs_stats, reward_scaler,
-                      update_idx + 1), metrics
+    return TrainState(learner, runner._replace(key=restore_key(key, state.runner.key)),
+                      obs_stats, reward_scaler, update_idx + 1), metrics
 
 
 def make_batch(traj, done, advantages, returns, start_carry, obs_stats,

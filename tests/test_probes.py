@@ -64,8 +64,12 @@ CONTINUOUS_CONFIG = PPOConfig(env_name="probe", num_envs=16, num_steps=16,
                               gamma=0.0, clip_value=False, ent_coef=0.0, hidden_sizes=(16,))
 
 
+PROBE_SEEDS = 8
+
+
 def mean_action_error(monkeypatch=None, store_clipped=False):
-    """Train on TargetAction (targets ±1.9, bounds ±2); return |mean action - target| per target.
+    """Train PROBE_SEEDS seeds (one vmap) on TargetAction (targets ±1.9, bounds ±2); return
+    |mean action - target|, shape `(seeds, 2)`.
 
     `store_clipped`: the known bug, the sample is clipped *before* it is stored and scored."""
     if store_clipped:
@@ -76,16 +80,20 @@ def mean_action_error(monkeypatch=None, store_clipped=False):
                             lambda self, key: jnp.clip(sample(self, key), self.low, self.high))
     env = TargetAction()
     params = ProbeParams(max_steps_in_episode=1)
-    result = jax.jit(make_train(CONTINUOUS_CONFIG, env=env, env_params=params))(jax.random.key(0))
+    train = make_train(CONTINUOUS_CONFIG, env=env, env_params=params)
+    result = jax.jit(jax.vmap(train))(jax.random.split(jax.random.key(0), PROBE_SEEDS))
     network = make_network(CONTINUOUS_CONFIG, make_env("probe", env, params))
-    dist, _ = network.apply(result.params, jnp.array([[1.9], [-1.9]]))
-    return np.abs(np.asarray(dist.mode())[:, 0] - np.array([1.9, -1.9]))
+    dist, _ = jax.vmap(lambda p: network.apply(p, jnp.array([[1.9], [-1.9]])))(result.params)
+    return np.abs(np.asarray(dist.mode())[..., 0] - np.array([1.9, -1.9]))
 
 
 def test_continuous_mean_action_reaches_a_target_near_the_bound(monkeypatch):
-    """Stored actions are the unclipped samples: the learned mean is within 0.1 of ±1.9. Storing
-    the clipped action (a bug reported on CleanRL's and SB3's trackers) is measurably worse."""
-    error = mean_action_error()
-    assert np.all(error < 0.1), error
-    clipped_error = mean_action_error(monkeypatch, store_clipped=True)
-    assert clipped_error.mean() > 2 * error.mean() and clipped_error.max() > 0.1, clipped_error
+    """Stored actions are the unclipped samples: over 8 seeds the median (per seed, the worse of
+    the two targets) is within 0.1 of ±1.9. Storing the clipped action (a bug reported on
+    CleanRL's and SB3's trackers) is measurably worse. A seed can still fail: a mean that
+    overshoots the bound gets clipped samples only, all scored alike, so no gradient brings it
+    back (1 of the 8 here; which one depends on float rounding, so a single seed is no test)."""
+    error = mean_action_error().max(axis=1)
+    assert np.median(error) < 0.1, error
+    clipped_error = mean_action_error(monkeypatch, store_clipped=True).max(axis=1)
+    assert np.median(clipped_error) > max(0.3, 5 * np.median(error)), (clipped_error, error)

@@ -14,7 +14,7 @@ Besides the program, how XLA compiles it: `compiler_options()` gives the options
 entry points (CLI, `sweep`/`train_seeds`/`train_runs`, chunked runs) compile with; pass them to
 your own `jax.jit(..., compiler_options=purejaxppo.compiler_options())` to get the same.
 
-A third, flat parameters (Adam, clipping and the global norm on one raveled vector), was removed
+Flat parameters (Adam, clipping and the global norm on one raveled vector) were removed
 on 2026-12-02: measured against the pytree it cost ~4 % at 8 seeds on CPU (README, "Throughput").
 """
 
@@ -33,7 +33,9 @@ FAST_PATH_CHOICES = ("auto", "on", "off")
 CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 """LLVM's -O1 for XLA:CPU's generated code, instead of its default. Dense layers and
 convolutions run in library kernels either way, so only the fused elementwise code is affected:
-XLA compiles PPO's program 20-25 % faster, with the same training speed (README, "Throughput")."""
+XLA compiles PPO's program ~18-25 % faster, at the same training speed within the noise
+(README, "Throughput"). It may round differently from XLA's default level (README, "Determinism").
+"""
 
 
 def compiler_options() -> dict:

@@ -115,8 +115,8 @@ PRESETS: dict[str, Preset] = {
         tuning="not tuned yet (one setting, CNN vs MLP compared)",
         measured="4 seeds at 1e7 steps: Breakout-MinAtar 43.8 ± 18.6 "
                  "(experiments/results/Breakout-MinAtar_cnn_curves.json), SpaceInvaders-MinAtar "
-                 "183.1 ± 1.0, Asterix-MinAtar 57.6 ± 1.4, Freeway-MinAtar 66.4 ± 0.3 "
-                 "(experiments/results/returns/)"),
+                 "183.1 ± 1.0, Asterix-MinAtar 57.6 ± 1.4, Freeway-MinAtar 66.4 ± 0.3, "
+                 "Seaquest-MinAtar 39.5 ± 34.3 (experiments/results/returns/)"),
     "bsuite": Preset(
         PPOConfig(env_name="Catch-bsuite", total_timesteps=100_000, num_envs=16, num_steps=32),
         BSUITE, source="gymnax-blines' Catch-bsuite setting (16x32, 4 epochs x 4 minibatches)",

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from purejaxppo import PPOConfig, final_return, make_train
-from purejaxppo.cli import parse_override
+from purejaxppo.config import parse_override
 from purejaxppo.logs import curve_over_runs
 
 

@@ -22,8 +22,9 @@ _EXPORTS = {
     "purejaxppo.checkpoint": ("CheckpointError", "load_policy", "save_policy"),
     "purejaxppo.evaluate": ("evaluate",),
     "purejaxppo.sweeps": ("CompiledSweep", "SweepResult", "SweepRow", "compile_sweep",
-                          "format_sweep_table", "hparam_grid", "hparams_at", "run_mesh",
-                          "stack_hparams", "sweep", "sweep_table", "train_runs", "train_seeds"),
+                          "format_sweep_table", "hparam_grid", "hparams_at", "stack_hparams",
+                          "sweep", "sweep_table", "train_runs", "train_seeds"),
+    "purejaxppo.parallel": ("run_mesh",),
     "purejaxppo.progress": ("ProgressReporter", "progress_every"),
     "purejaxppo.rllib": ("from_rllib", "to_rllib"),
     "purejaxppo.fast_paths": ("compiler_options",),
@@ -54,9 +55,10 @@ if TYPE_CHECKING:  # static analysers and IDEs see ordinary imports
     from purejaxppo.metrics import Metrics, final_return
     from purejaxppo.progress import ProgressReporter, progress_every
     from purejaxppo.rllib import from_rllib, to_rllib
+    from purejaxppo.parallel import run_mesh
     from purejaxppo.sweeps import (CompiledSweep, SweepResult, SweepRow, compile_sweep,
-                                   format_sweep_table, hparam_grid, hparams_at, run_mesh,
-                                   stack_hparams, sweep, sweep_table, train_runs, train_seeds)
+                                   format_sweep_table, hparam_grid, hparams_at, stack_hparams,
+                                   sweep, sweep_table, train_runs, train_seeds)
     from purejaxppo.checkpoint import CheckpointError, load_policy, save_policy
     from purejaxppo.distributions import Categorical, DiagGaussian, TanhGaussian
     from purejaxppo.evaluate import evaluate

@@ -12,36 +12,10 @@ import sys
 import time
 from typing import Any, NamedTuple, Optional
 
-from purejaxppo.config import HPARAM_FIELDS, ConfigError, PPOConfig, validate_config
+from purejaxppo.config import (HPARAM_FIELDS, ConfigError, PPOConfig, parse_override,
+                               validate_config)
 
 _FIELDS = {f.name: f for f in dataclasses.fields(PPOConfig)}
-
-
-def parse_override(text: str) -> tuple[str, object]:
-    """Parse `field=value` into a typed PPOConfig override (ConfigError names a bad field)."""
-    if "=" not in text:
-        raise ConfigError(f"--set expects field=value, got {text!r}")
-    name, raw = text.split("=", 1)
-    name = name.strip().replace("-", "_")
-    if name not in _FIELDS:
-        raise ConfigError(f"PPOConfig.{name}: no such field. Fields: {', '.join(_FIELDS)}")
-    default = getattr(PPOConfig(), name)
-    try:
-        if isinstance(default, bool):
-            if raw.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(raw)
-            return name, raw.lower() in ("true", "1")
-        if isinstance(default, int):
-            return name, int(float(raw)) if float(raw).is_integer() else int(raw)
-        if isinstance(default, float):
-            return name, float(raw)
-        if isinstance(default, tuple):
-            return name, tuple(int(v) for v in raw.split(",") if v)
-    except ValueError:
-        raise ConfigError(f"PPOConfig.{name}: cannot parse {raw!r} as "
-                          f"{type(default).__name__}") from None
-    return name, raw
-
 
 def _merge_option(changes: dict, name: str, option: str, value) -> None:
     """Put `option`'s value (None: not given) into `changes[name]`; ConfigError naming both when
@@ -55,27 +29,21 @@ def _merge_option(changes: dict, name: str, option: str, value) -> None:
 
 
 def config_changes(args) -> dict:
-    """The config fields the command line sets: `--set`, `--env`, `--total-timesteps`; with
-    `--preset`, every field (the preset's, changed by those)."""
+    """The config fields the command line sets: `--set`, `--env`, `--total-timesteps` (given two
+    ways, they must agree)."""
     changes = dict(parse_override(s) for s in args.set)
     _merge_option(changes, "env_name", "--env", getattr(args, "env", None))
     _merge_option(changes, "total_timesteps", "--total-timesteps",
                   getattr(args, "total_timesteps", None))
-    preset = getattr(args, "preset", None)
-    if preset is not None:  # every field: the preset's, then the command line's
-        from purejaxppo import presets
-
-        return dataclasses.asdict(presets.get(preset, **changes))
     return changes
 
 
 def build_config(args) -> PPOConfig:
-    """The validated `PPOConfig` of `--set` overrides, `--env` and `--total-timesteps` (each of
-    which may also come from `--set`; given both ways, they must agree). `validate_config` runs
-    here, before anything computes sizes from the config."""
-    config = PPOConfig(**config_changes(args))  # env_name defaults to CartPole-v1
-    validate_config(config)
-    return config
+    """The validated `PPOConfig` of the command line: `--preset` (if given) changed by `--set`,
+    `--env` and `--total-timesteps` (`presets.build_config`)."""
+    from purejaxppo import presets
+
+    return presets.build_config(getattr(args, "preset", None), **config_changes(args))
 
 
 def _check_output_path(option: str, path) -> None:
@@ -230,7 +198,9 @@ def _resume_setup(args) -> Resume:
         raise CheckpointError(f"{path}/meta.json: incomplete ({type(err).__name__}: {err})") \
             from None
     saved = dataclasses.asdict(config)
-    differ = [f"{k}: saved {saved[k]!r}, given {v!r}" for k, v in config_changes(args).items()
+    given = (dataclasses.asdict(build_config(args)) if getattr(args, "preset", None) is not None
+             else config_changes(args))  # with --preset: every field
+    differ = [f"{k}: saved {saved[k]!r}, given {v!r}" for k, v in given.items()
               if saved[k] != v]
     if differ:
         raise ConfigError(f"--resume {args.resume}: the command line changes the saved run's "
@@ -250,8 +220,8 @@ def _timed_sweep(config, args, grid, *, label: str, show: bool, resume: Optional
     from purejaxppo.checkpoint import config_to_dict, load_checkpoint, save_json, versions
     from purejaxppo.progress import ProgressReporter, progress_every
     from purejaxppo.runs import ChunkedRuns, StopFlag, stop_on_signals, train_in_chunks
-    from purejaxppo.sweeps import (_flatten_sweep, _sweep_result, local_runs, num_settings,
-                                   padded_size, run_mesh)
+    from purejaxppo.parallel import local_runs, padded_size, run_mesh
+    from purejaxppo.sweeps import flatten_sweep, num_settings, sweep_result
     from purejaxppo.train import TrainResult, make_trainer
 
     validate_config(config)  # before the sizes below divide by it
@@ -268,7 +238,7 @@ def _timed_sweep(config, args, grid, *, label: str, show: bool, resume: Optional
     trainer = make_trainer(config, callback=None if args.no_progress else reporter,
                            callback_every=every)
     keys = jax.random.split(jax.random.key(seed), num_seeds)
-    flat_keys, flat_hparams, grid, _ = _flatten_sweep(keys, grid)
+    flat_keys, flat_hparams, grid, _ = flatten_sweep(keys, grid)
     runs = ChunkedRuns(trainer, flat_keys, flat_hparams, mesh=mesh)
     run_dir = args.resume if resume else getattr(args, "checkpoint_dir", None)
     if resume:
@@ -305,7 +275,7 @@ def _timed_sweep(config, args, grid, *, label: str, show: bool, resume: Optional
     metrics = _all_metrics(run_dir, done, outcome.metrics)
     state = runs.host_state()
     out = TrainResult(jax.vmap(trainer.params)(state), metrics, state.obs_stats)
-    return _sweep_result(out, grid, num_seeds), compile_s, run_s, config.num_updates - done
+    return sweep_result(out, grid, num_seeds), compile_s, run_s, config.num_updates - done
 
 
 def _periodic_eval(args, runs, run_dir):

@@ -278,3 +278,31 @@ def validate_config(config: PPOConfig) -> None:
             or not math.isfinite(config.log_std_init)):
         _fail("log_std_init", f"must be a finite number, got {config.log_std_init!r}")
     validate_hparams(config.hparams())
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """Parse `field=value` (the CLI's `--set`) into `(field, typed value)`, the type taken from the
+    field's default; tuples are comma-separated integers. ConfigError names a bad field or value."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects field=value, got {text!r}")
+    name, raw = text.split("=", 1)
+    name = name.strip().replace("-", "_")
+    fields = [f.name for f in dataclasses.fields(PPOConfig)]
+    if name not in fields:
+        raise ConfigError(f"PPOConfig.{name}: no such field. Fields: {', '.join(fields)}")
+    default = getattr(PPOConfig(), name)
+    try:
+        if isinstance(default, bool):
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(raw)
+            return name, raw.lower() in ("true", "1")
+        if isinstance(default, int):
+            return name, int(float(raw)) if float(raw).is_integer() else int(raw)
+        if isinstance(default, float):
+            return name, float(raw)
+        if isinstance(default, tuple):
+            return name, tuple(int(v) for v in raw.split(",") if v)
+    except ValueError:
+        raise ConfigError(f"PPOConfig.{name}: cannot parse {raw!r} as "
+                          f"{type(default).__name__}") from None
+    return name, raw

@@ -12,9 +12,9 @@ copied from elsewhere. A family preset applies to every environment in `envs`; p
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
-from purejaxppo.config import ConfigError, PPOConfig
+from purejaxppo.config import ConfigError, PPOConfig, validate_config
 
 CLASSIC_DISCRETE = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0")
 CLASSIC_CONTINUOUS = ("Pendulum-v1", "MountainCarContinuous-v0")
@@ -174,3 +174,12 @@ def get(name: str, **changes) -> PPOConfig:
         raise ConfigError(f"preset {name!r} is for {', '.join(preset.envs)}, not env_name="
                           f"{env!r}; presets for {env!r}: {', '.join(presets_for(env)) or 'none'}")
     return preset.config.replace(**changes)
+
+
+def build_config(preset: Optional[str] = None, **changes) -> PPOConfig:
+    """The validated `PPOConfig` a run starts from: preset `preset`'s config (None: PPOConfig's
+    defaults) with `changes` (PPOConfig fields, e.g. `env_name`, `total_timesteps`) applied.
+    What `purejaxppo train --preset NAME --env ... --set ...` builds."""
+    config = get(preset, **changes) if preset is not None else PPOConfig(**changes)
+    validate_config(config)
+    return config

@@ -23,7 +23,7 @@ from jax.sharding import Mesh
 
 from purejaxppo.config import HParams
 from purejaxppo.fast_paths import compiler_options
-from purejaxppo.sweeps import _finish, _pad, _place, place_runs, shard_runs
+from purejaxppo.parallel import gather_runs, pad_runs, place, place_runs, shard_runs
 from purejaxppo.train import Trainer, TrainState
 
 
@@ -120,16 +120,16 @@ class ChunkedRuns:
     def advance(self, num_updates: int):
         """Run `num_updates` updates on every run; returns their `Metrics`, host `(n, k)`."""
         self.state, metrics = self._executable(num_updates)(self.state, self.runs.hparams)
-        return _finish(metrics, self.num_runs)
+        return gather_runs(metrics, self.num_runs)
 
     def host_state(self) -> TrainState:
         """The state of the `n` real runs as host numpy arrays (padding dropped, keys as data)."""
-        return _finish(self.state, self.num_runs)
+        return gather_runs(self.state, self.num_runs)
 
     def restore(self, host_state: TrainState) -> None:
         """Place a `host_state()` (e.g. from a checkpoint) on the mesh, padded as at the start."""
         size = self.runs.key_data.shape[0]
-        self.state = jax.tree.map(lambda x: _place(_pad(np.asarray(x), size), self.runs.mesh),
+        self.state = jax.tree.map(lambda x: place(pad_runs(np.asarray(x), size), self.runs.mesh),
                                   host_state)
 
 
@@ -217,7 +217,7 @@ def train_in_chunks(runs: ChunkedRuns, *, num_updates: int, chunk: int, stop: St
         chunks.append(metrics)
         for log in logs:
             log.append(metrics, first_update=done)
-        bad = nonfinite_runs(metrics, _finish(runs.state.learner.params, runs.num_runs))
+        bad = nonfinite_runs(metrics, gather_runs(runs.state.learner.params, runs.num_runs))
         if bad is not None:
             return ChunkOutcome(_concat(chunks), False, (done + bad[0], bad[1]), checkpoint)
         done += k

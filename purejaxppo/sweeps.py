@@ -9,10 +9,9 @@ A sweep is `jax.vmap` of `train(key, hparams)` over a flat axis of `settings x s
     print(format_sweep_table(sweep_table(result)))
 
 The flat run axis is sharded over a 1-D `jax.sharding.Mesh` of all devices (all processes' devices
-after `jax.distributed.initialize`), padded to a multiple of the device count by repeating run 0;
-the padding is dropped from the results, which are gathered to host numpy arrays on every process.
-Each run is computed on exactly one device with no communication, so the numbers do not depend on
-the device count (up to float rounding of the compiled program).
+after `jax.distributed.initialize`) by `purejaxppo.parallel`; results are gathered to host numpy
+arrays on every process. Each run is computed on exactly one device with no communication, so the
+numbers do not depend on the device count (up to float rounding of the compiled program).
 """
 
 from __future__ import annotations
@@ -25,17 +24,15 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple, Optional
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
 
 from purejaxppo.config import HPARAM_FIELDS, ConfigError, HParams, PPOConfig, validate_hparams
 from purejaxppo.fast_paths import compiler_options
 from purejaxppo.metrics import Metrics, final_return
-
-RUN_AXIS = "runs"
-"""Name of the mesh axis that the flat settings x seeds axis is sharded over."""
-
+from purejaxppo.parallel import (  # noqa: F401  (run_mesh etc. re-exported for callers)
+    PlacedRuns, gather_runs, local_runs, padded_size, place_runs, run_mesh, runs_per_group,
+    shard_runs, split_keys, vmap_in_groups)
 
 class SweepResult(NamedTuple):
     """The outcome of `sweep`, gathered to host numpy arrays.
@@ -151,116 +148,6 @@ def hparams_at(hparams: HParams, index: int) -> HParams:
     return jax.tree.map(lambda leaf: float(str(np.float32(np.atleast_1d(leaf)[index]))), hparams)
 
 
-# ----------------------------------------------------------------------------- devices
-
-
-def run_mesh(devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
-    """A 1-D mesh (axis `RUN_AXIS`) over `devices`, by default every device of every process
-    (`jax.devices()`; in a single process these are the local devices)."""
-    devices = jax.devices() if devices is None else list(devices)
-    return Mesh(np.asarray(devices), (RUN_AXIS,))
-
-
-def padded_size(num_runs: int, num_devices: int) -> int:
-    """`num_runs` rounded up to a multiple of `num_devices`."""
-    return -(-num_runs // num_devices) * num_devices
-
-
-def local_runs(num_runs: int, mesh: Optional[Mesh] = None) -> int:
-    """Runs (padding included) that this process's devices execute, i.e. how many run-reports
-    this process's progress callback receives per report step (all of them in one process)."""
-    mesh = run_mesh() if mesh is None else mesh
-    per_device = padded_size(num_runs, mesh.devices.size) // mesh.devices.size
-    mine = sum(d.process_index == jax.process_index() for d in mesh.devices.flat)
-    return per_device * mine
-
-
-def _pad(x: np.ndarray, size: int) -> np.ndarray:
-    """Pad the leading axis to `size` by repeating entry 0 (a valid run, so no NaN or error)."""
-    extra = size - x.shape[0]
-    return x if extra == 0 else np.concatenate([x, np.repeat(x[:1], extra, axis=0)])
-
-
-def _place(x: np.ndarray, mesh: Mesh) -> jax.Array:
-    """A global array sharded over the mesh's run axis (works with several processes: each
-    process supplies the shards of its own devices from its copy of `x`)."""
-    sharding = NamedSharding(mesh, PartitionSpec(RUN_AXIS))
-    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
-
-
-def _gather(x: jax.Array) -> np.ndarray:
-    """Host copy of a (possibly multi-process) global array, on every process."""
-    if x.is_fully_addressable:
-        return np.asarray(x)
-    from jax.experimental import multihost_utils
-
-    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-
-
-def _split_keys(keys) -> tuple[np.ndarray, Any]:
-    """Keys as raw uint32 data plus their PRNG implementation (None for legacy uint32 keys)."""
-    if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
-        if keys.ndim != 1:
-            raise ValueError(f"keys: expected a 1-D array of keys, got shape {keys.shape}")
-        return np.asarray(jax.random.key_data(keys)), jax.random.key_impl(keys)
-    data = np.asarray(keys)
-    if data.ndim != 2 or data.dtype != np.uint32:
-        raise ValueError(f"keys: expected jax.random.split(jax.random.key(seed), n) (or legacy "
-                         f"uint32 keys of shape (n, 2)), got {data.dtype} {data.shape}")
-    return data, None
-
-
-CPU_GROUP_SIZES = range(16, 7, -1)
-"""Group sizes `runs_per_group` tries on the CPU, largest first (see there)."""
-
-
-def runs_per_group(num_runs: int, backend: Optional[str] = None) -> int:
-    """How many of a device's `num_runs` runs are vmapped together (`vmap_in_groups`).
-
-    CPU: the largest divisor of `num_runs` from 16 down to 8 (all of them if there is none or
-    `num_runs` <= 16). Vmapping more runs than that together makes every op wider but the working
-    set (parameters, Adam moments, activations of all runs) outgrows the CPU's caches: on this
-    project's 2-core machine PPO steps/s fell from 16 to 256 seeds when all were vmapped at once,
-    and stayed flat when the 256 ran as 16 groups of 16 (README, "Throughput"). GPU/TPU: all runs
-    together (wide batches are what they are for).
-    """
-    backend = jax.default_backend() if backend is None else backend
-    if backend != "cpu" or num_runs <= max(CPU_GROUP_SIZES):
-        return num_runs
-    return next((g for g in CPU_GROUP_SIZES if num_runs % g == 0), num_runs)
-
-
-def vmap_in_groups(fn, group: Optional[int] = None):
-    """`vmap(fn)` over the leading axis of every argument, computed as `lax.map` over groups of
-    `group` runs, each group vmapped (default `runs_per_group(n)`; n = the leading size, known at
-    trace time). Each run's result is the one plain vmap gives, up to float rounding (XLA's
-    kernels may round differently at another batch width; tested)."""
-
-    def grouped(*args):
-        n = jax.tree.leaves(args)[0].shape[0]
-        size = runs_per_group(n) if group is None else group
-        if size >= n:
-            return jax.vmap(fn)(*args)
-        if n % size:
-            raise ValueError(f"vmap_in_groups: {n} runs do not split into groups of {size}")
-        split = jax.tree.map(lambda x: x.reshape((n // size, size, *x.shape[1:])), args)
-        out = jax.lax.map(lambda group_args: jax.vmap(fn)(*group_args), split)
-        return jax.tree.map(lambda x: x.reshape((n, *x.shape[2:])), out)
-
-    return grouped
-
-
-def shard_runs(fn, mesh: Mesh):
-    """`vmap(fn)` over the leading (run) axis of every argument, as a `shard_map` over `mesh`:
-    each device runs its own block of runs, with no communication, in groups
-    (`vmap_in_groups`)."""
-    spec = PartitionSpec(RUN_AXIS)
-    # check_vma=False: train's scans start from constant carries (zeros) that become
-    # device-varying; there are no collectives, so the check has nothing to protect here.
-    return jax.shard_map(vmap_in_groups(fn), mesh=mesh, in_specs=spec, out_specs=spec,
-                         check_vma=False)
-
-
 def _train_flat_jit():
     """`_train_flat`, jitted with `compiler_options()` for the current backend (cached)."""
     return _jit_with_options(tuple(sorted(compiler_options().items())))
@@ -291,37 +178,6 @@ def _train_flat(key_data, hparams, *, train, impl, mesh: Mesh):
 # ----------------------------------------------------------------------------- running
 
 
-class PlacedRuns(NamedTuple):
-    """A flat batch of runs, padded to a multiple of the device count and sharded over the mesh."""
-
-    key_data: jax.Array  # (padded, *key_shape) raw uint32 key data
-    hparams: HParams  # (padded,) float32 leaves
-    impl: Any  # PRNG implementation of the keys (None: legacy uint32 keys)
-    num_runs: int  # runs before padding
-    mesh: Mesh
-
-
-def place_runs(keys, hparams: HParams, *, mesh: Optional[Mesh] = None) -> PlacedRuns:
-    """Validate, pad (repeating run 0) and shard `n` keys and `(n,)`-leaved `hparams` over `mesh`
-    (default `run_mesh()`). Every process must pass the same values."""
-    mesh = run_mesh() if mesh is None else mesh
-    key_data, impl = _split_keys(keys)
-    n = key_data.shape[0]
-    hparams = jax.tree.map(lambda x: np.asarray(x, np.float32), hparams)
-    if any(np.shape(x) != (n,) for x in jax.tree.leaves(hparams)):
-        raise ValueError(f"every hparams leaf must have shape ({n},) like the keys, got "
-                         f"{jax.tree.map(np.shape, hparams)}")
-    validate_hparams(hparams, where="HParams")
-    size = padded_size(n, mesh.devices.size)
-    key_data, hparams = jax.tree.map(lambda x: _place(_pad(x, size), mesh), (key_data, hparams))
-    return PlacedRuns(key_data, hparams, impl, n, mesh)
-
-
-def _finish(out, num_runs: int):
-    """Gather to host and drop the padding."""
-    return jax.tree.map(lambda x: _gather(x)[:num_runs], out)
-
-
 def train_runs(train, keys, hparams: HParams, *, mesh: Optional[Mesh] = None):
     """Run `train(keys[i], hparams[i])` for every i as one program sharded over `mesh`.
 
@@ -337,7 +193,7 @@ def train_runs(train, keys, hparams: HParams, *, mesh: Optional[Mesh] = None):
     runs = place_runs(keys, hparams, mesh=mesh)
     out = _train_flat_jit()(runs.key_data, runs.hparams, train=train, impl=runs.impl,
                             mesh=runs.mesh)
-    return _finish(out, runs.num_runs)
+    return gather_runs(out, runs.num_runs)
 
 
 def train_seeds(train, keys, hparams: Optional[HParams] = None, *,
@@ -351,17 +207,18 @@ def train_seeds(train, keys, hparams: Optional[HParams] = None, *,
         if config is None:
             raise ValueError("train_seeds: pass hparams or the config whose defaults to use")
         hparams = config.hparams()
-    n = _split_keys(keys)[0].shape[0]
+    n = split_keys(keys)[0].shape[0]
     flat = jax.tree.map(lambda x: np.full((n,), x, np.float32), hparams)
     return train_runs(train, keys, flat, mesh=mesh)
 
 
-def _flatten_sweep(keys, grid: HParams):
-    """Settings x seeds as one flat run axis (index `setting * n_seeds + seed`)."""
+def flatten_sweep(keys, grid: HParams):
+    """Settings x seeds as one flat run axis (index `setting * n_seeds + seed`): returns
+    `(flat_keys, flat_hparams, grid, n_seeds)`, the grid broadcast to `(n_settings,)` leaves."""
     s = num_settings(grid)
     grid = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x, np.float32), (s,)).copy(), grid)
     validate_hparams(grid, where="HParams")
-    key_data, impl = _split_keys(keys)
+    key_data, impl = split_keys(keys)
     flat_keys = np.tile(key_data, (s, 1))
     if impl is not None:
         flat_keys = jax.random.wrap_key_data(flat_keys, impl=impl)
@@ -369,7 +226,8 @@ def _flatten_sweep(keys, grid: HParams):
     return flat_keys, flat_hparams, grid, key_data.shape[0]
 
 
-def _sweep_result(out, grid: HParams, num_seeds: int) -> SweepResult:
+def sweep_result(out, grid: HParams, num_seeds: int) -> SweepResult:
+    """A flat `TrainResult` (leaves `(n_settings * n_seeds, ...)`) as a `SweepResult`."""
     s = num_settings(grid)
     params, metrics, obs_stats, diverged_at = jax.tree.map(
         lambda x: x.reshape((s, num_seeds, *x.shape[1:])),
@@ -391,8 +249,8 @@ def sweep(train, keys, grid: HParams, *, mesh: Optional[Mesh] = None) -> SweepRe
       `SweepResult` with `(n_settings, n_seeds, ...)` host numpy leaves and the grid's `HParams`.
       The flat run index is `setting * n_seeds + seed`.
     """
-    flat_keys, flat_hparams, grid, num_seeds = _flatten_sweep(keys, grid)
-    return _sweep_result(train_runs(train, flat_keys, flat_hparams, mesh=mesh), grid, num_seeds)
+    flat_keys, flat_hparams, grid, num_seeds = flatten_sweep(keys, grid)
+    return sweep_result(train_runs(train, flat_keys, flat_hparams, mesh=mesh), grid, num_seeds)
 
 
 class CompiledSweep(NamedTuple):
@@ -411,12 +269,12 @@ class CompiledSweep(NamedTuple):
 
     def __call__(self) -> SweepResult:
         out = self.executable(self.runs.key_data, self.runs.hparams)
-        return _sweep_result(_finish(out, self.runs.num_runs), self.grid, self.num_seeds)
+        return sweep_result(gather_runs(out, self.runs.num_runs), self.grid, self.num_seeds)
 
 
 def compile_sweep(train, keys, grid: HParams, *, mesh: Optional[Mesh] = None) -> CompiledSweep:
     """Place and compile `sweep(train, keys, grid)` without running it (same arguments)."""
-    flat_keys, flat_hparams, grid, num_seeds = _flatten_sweep(keys, grid)
+    flat_keys, flat_hparams, grid, num_seeds = flatten_sweep(keys, grid)
     runs = place_runs(flat_keys, flat_hparams, mesh=mesh)
     executable = _train_flat_jit().lower(runs.key_data, runs.hparams, train=train,
                                          impl=runs.impl, mesh=runs.mesh).compile()

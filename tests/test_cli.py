@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from purejaxppo.cli import main, parse_override
+from purejaxppo.cli import main
+from purejaxppo.config import parse_override
 
 
 def test_train_prints_summary_and_writes_json(tmp_path, capsys):

@@ -23,7 +23,10 @@ scipy, absl-py, seaborn and pandas, mostly for its plots; what purejaxppo needs 
 numpy below. The tests check these functions against scipy.stats (`trim_mean`, `mannwhitneyu`)
 and hand-computed cases. The random numbers differ from rliable's (a seeded numpy `Generator`
 instead of numpy's global state), so intervals agree with rliable's in distribution, not digit
-for digit.
+for digit: checked once (2026-12-03) against rliable 1.2.0 with arch 7.2.0 in a separate
+environment on normal samples of 5 x 1 to 16 x 1 and 8 x 3 runs x tasks, the IQM and probability
+of improvement were equal and the interval endpoints agreed to within bootstrap noise (IQM
+intervals within 0.4 of ~45 wide; probability-of-improvement intervals within 0.008).
 
     final = stats.final_returns(run_dir)                   # (num_runs,) per-run final return
     stats.stratified_bootstrap_ci(final, stats.iqm)        # Estimate(value, low, high)

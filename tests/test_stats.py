@@ -249,3 +249,36 @@ def test_compare_runs_errors(tmp_path):
         stats.compare_runs(a, a, window=0)
     with pytest.raises(ConfigError, match="reps"):
         stats.compare_runs(a, a, reps=0)
+
+
+# ------------------------------------------------------------- experiments/returns.py's tables
+def load_returns_script():
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "returns.py"
+    spec = importlib.util.spec_from_file_location("experiments_returns_stats", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_returns_interval_table():
+    returns = load_returns_script()
+    assert returns.REPORT_SEED not in returns.TUNE_SEEDS
+    summary = returns.seed_statistics("MountainCar-v0", [-105.0, -200.0, None, -100.0, -120.0])
+    # Scored seeds sorted: -200 -120 -105 -100; IQM = (-120 - 105) / 2; 2 of 4 reach -110.
+    assert summary["num_seeds_scored"] == 4
+    assert summary["final_return_iqm"] == -112.5
+    assert summary["solved_fraction"] == 0.5 and summary["solved_threshold"] == -110.0
+    low, high = summary["final_return_iqm_ci95"]
+    assert -200.0 <= low <= -112.5 <= high <= -100.0
+    row = {"env": "MountainCar-v0", "num_seeds": 5, "seed": returns.REPORT_SEED,
+           "final_return_per_seed": [-105.0, -200.0, None, -100.0, -120.0],
+           "final_return_mean": -131.25, "final_return_std": 40.0, "published": "−118"}
+    text = returns.interval_table([row, dict(row, env="Seaquest-MinAtar", seed=0)])
+    assert (f"| MountainCar-v0 | 4 of 5 | {returns.REPORT_SEED} | −131.2 ± 40.0 | −112.5 ["
+            in text)
+    assert "| 2/4 (≥ −110) | −118 |" in text
+    assert "| Seaquest-MinAtar | 4 of 5 | 0 (tuning) |" in text
+    assert text.rstrip().endswith("| — | −118 |")  # no threshold for Seaquest

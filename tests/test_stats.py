@@ -3,6 +3,9 @@ compare_runs, against hand-computed cases and scipy.stats (no training: run dire
 written with the logs module)."""
 
 import json
+import pathlib
+import runpy
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,6 +13,8 @@ import scipy.stats
 
 from purejaxppo import ConfigError, stats
 from purejaxppo.logs import MetricsLog
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 # ----------------------------------------------------------------------------------------- IQM
@@ -252,15 +257,9 @@ def test_compare_runs_errors(tmp_path):
 
 
 # ------------------------------------------------------------- experiments/returns.py's tables
-def load_returns_script():
-    import importlib.util
-    import pathlib
-
-    path = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "returns.py"
-    spec = importlib.util.spec_from_file_location("experiments_returns_stats", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_returns_script() -> SimpleNamespace:
+    """experiments/returns.py's globals (it is a script, not a module of the package)."""
+    return SimpleNamespace(**runpy.run_path(str(ROOT / "experiments" / "returns.py")))
 
 
 def test_returns_interval_table():

@@ -74,7 +74,7 @@ _GYM = "gym / Gymnasium reward_threshold (gymnasium/envs/__init__.py)"
 # consecutive episodes; here it is applied to each run's final return (`final_returns`: the mean
 # return of the episodes finished in the last `window` updates, actions sampled). Every other
 # environment (MinAtar, bsuite, the other misc envs) has none: gym does not register them, and
-# bsuite scores its tasks by regret rather than a threshold.
+# bsuite scores its experiments on its own scales (e.g. regret), not by a solve threshold.
 SOLVED_THRESHOLDS: dict[str, Threshold] = {
     "CartPole-v1": Threshold(475.0, _GYM, True),
     "Acrobot-v1": Threshold(-100.0, _GYM, True),

@@ -17,6 +17,9 @@ import jax
 import numpy as np
 from flax import struct
 
+from purejaxppo.estimators import ESTIMATORS
+from purejaxppo.loss import OBJECTIVES
+
 
 class ConfigError(ValueError):
     """A configuration value is invalid. The message names the offending field."""
@@ -75,6 +78,8 @@ class PPOConfig:
     # [0.5, 2]·kl_target) or "fixed".
     policy_objective: str = "clip"
     kl_adaptation: str = "paper"
+    # The advantage/target estimator (estimators.py): an entry of estimators.ESTIMATORS ("gae").
+    advantage_estimator: str = "gae"
     # Static switches.
     anneal_lr: bool = True
     clip_value: bool = True
@@ -154,11 +159,11 @@ class PPOConfig:
 _POSITIVE_INTS = ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches",
                   "rollout_unroll", "update_unroll")
 _ACTIVATIONS = ("tanh", "relu")
-POLICY_OBJECTIVES = ("clip", "kl_penalty", "clip+kl_penalty")
 KL_ADAPTATIONS = ("paper", "rllib", "fixed")
 _CHOICES = {"activation": _ACTIVATIONS, "network": ("auto", "mlp", "cnn"),
             "action_bounds": ("clip", "squash"), "fast_paths": ("auto", "on", "off"),
-            "policy_objective": POLICY_OBJECTIVES, "kl_adaptation": KL_ADAPTATIONS}
+            "kl_adaptation": KL_ADAPTATIONS}
+_TABLES = {"policy_objective": OBJECTIVES, "advantage_estimator": ESTIMATORS}  # extensible
 _BOOLS = ("anneal_lr", "clip_value", "normalize_advantages", "shared_trunk", "normalize_obs",
           "normalize_reward")
 _POSITIVE_SIZE_TUPLES = ("hidden_sizes", "conv_channels")
@@ -267,6 +272,9 @@ def validate_config(config: PPOConfig) -> None:
     for name, choices in _CHOICES.items():
         if getattr(config, name) not in choices:
             _fail(name, f"must be one of {choices}, got {getattr(config, name)!r}")
+    for name, table in _TABLES.items():
+        if not isinstance(getattr(config, name), str) or getattr(config, name) not in table:
+            _fail(name, f"must be one of {tuple(table)} (registered), got {getattr(config, name)!r}")
     for name in _BOOLS:
         if not isinstance(getattr(config, name), bool):
             _fail(name, f"must be True or False, got {getattr(config, name)!r}")

@@ -1,10 +1,14 @@
 """PPO losses: small pure functions, composed in `ppo_loss` (any action distribution).
 
-With ρ = π_θ(a|s) / π_old(a|s) and advantages Â (Schulman et al. 2017):
+The policy objective is an entry of `OBJECTIVES`, keyed by `PPOConfig.policy_objective`. With
+ρ = π_θ(a|s) / π_old(a|s) and advantages Â (Schulman et al. 2017):
 
     clip:             L = −mean(min(ρ·Â, clip(ρ, 1−ε, 1+ε)·Â))                     (§3)
     kl_penalty:       L = −mean(ρ·Â) + β·mean(KL(π_old(·|s) ‖ π_θ(·|s)))             (§4)
     clip+kl_penalty:  L = −mean(min(ρ·Â, clip(ρ, 1−ε, 1+ε)·Â)) + β·mean(KL(π_old ‖ π_θ))
+
+Add one from anywhere with `register_objective(name, loss, adapts_kl_coef=...)`; the advantages
+come from the estimator table (`estimators.ESTIMATORS`, `PPOConfig.advantage_estimator`).
 
 The KL is exact, from the two distributions (`Distribution.kl`), not the sample estimate; the
 sample estimate mean((ρ − 1) − log ρ) is reported beside it as approx_kl.
@@ -12,10 +16,12 @@ sample estimate mean((ρ − 1) − log ρ) is reported beside it as approx_kl.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+
+from purejaxppo.estimators import ESTIMATORS
 
 
 class LossInfo(NamedTuple):
@@ -71,31 +77,94 @@ def kl_penalty(kl, kl_coef):
     return kl_coef * kl.mean()
 
 
+class PolicyTerms(NamedTuple):
+    """What an objective sees for one minibatch (per-sample arrays `(n,)`, scalars otherwise)."""
+
+    log_prob: jax.Array  # log π_θ(a|s) of the stored actions, differentiable
+    old_log_prob: jax.Array  # log π_old(a|s), the acting policy's
+    advantages: jax.Array  # Â, normalised when normalize_advantages
+    kl: jax.Array  # exact per-sample KL(π_old(·|s) ‖ π_θ(·|s))
+    kl_coef: jax.Array  # the current β
+    clipped: jax.Array  # the clipped surrogate loss, computed once for the diagnostics
+
+
+class Objective(NamedTuple):
+    """A table entry: `loss(terms: PolicyTerms, hp: HParams) -> scalar policy loss` (minimised).
+    `adapts_kl_coef`: β is adapted after each update by `PPOConfig.kl_adaptation`."""
+
+    loss: Callable[[PolicyTerms, Any], jax.Array]
+    adapts_kl_coef: bool = False
+
+
+def clip_objective(terms: PolicyTerms, hp):
+    """PPO-Clip: the clipped surrogate."""
+    return terms.clipped
+
+
+def kl_penalty_objective(terms: PolicyTerms, hp):
+    """PPO-Penalty: the unclipped surrogate + β·mean(KL)."""
+    return (surrogate_loss(terms.log_prob, terms.old_log_prob, terms.advantages)
+            + kl_penalty(terms.kl, terms.kl_coef))
+
+
+def clip_kl_penalty_objective(terms: PolicyTerms, hp):
+    """Both: the clipped surrogate + β·mean(KL)."""
+    return terms.clipped + kl_penalty(terms.kl, terms.kl_coef)
+
+
+OBJECTIVES: dict[str, Objective] = {
+    "clip": Objective(clip_objective),
+    "kl_penalty": Objective(kl_penalty_objective, adapts_kl_coef=True),
+    "clip+kl_penalty": Objective(clip_kl_penalty_objective, adapts_kl_coef=True),
+}
+
+
+def register_objective(name: str, loss: Callable, *, adapts_kl_coef: bool = False) -> Objective:
+    """Add (or replace) the entry `name` of `OBJECTIVES`; `PPOConfig(policy_objective=name)` then
+    selects it. Returns the entry."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"register_objective: name must be a non-empty string, got {name!r}")
+    OBJECTIVES[name] = Objective(loss, bool(adapts_kl_coef))
+    return OBJECTIVES[name]
+
+
+def advantages_and_returns(minibatch, dist, hp, estimator: str):
+    """The minibatch's `(advantages, returns)` per sample: as estimated after the rollout, or for
+    an estimator that `uses_policy`, re-estimated here on the minibatch's whole sequences
+    (`minibatch.sequences`, leaves `(T, n)`) with the log-probs of `dist`, the current policy
+    (no gradient flows through the estimate)."""
+    if not ESTIMATORS[estimator].uses_policy:
+        return minibatch.advantages, minibatch.returns
+    sequences = minibatch.sequences
+    current = jax.lax.stop_gradient(dist.log_prob(minibatch.actions))
+    advantages, returns = ESTIMATORS[estimator].estimate(
+        sequences._replace(policy_log_probs=current.reshape(sequences.rewards.shape)), hp)
+    return (jax.lax.stop_gradient(advantages).reshape(-1),
+            jax.lax.stop_gradient(returns).reshape(-1))
+
+
 def ppo_loss(params, policy_fn, minibatch, hp, kl_coef, *, objective: str, clip_value: bool,
-             normalize_advantages: bool):
+             normalize_advantages: bool, estimator: str = "gae"):
     """Total PPO loss for one minibatch: policy objective + vf_coef · value − ent_coef · entropy.
 
     `policy_fn(params, minibatch) -> (distribution, values)` evaluates the network on the
     minibatch's samples (see `update`). `minibatch` (a `update.Batch`) has per-sample fields obs,
     actions (as sampled), log_probs, values, advantages, returns and old_dist (the rollout
-    policy's distribution, per sample). `objective` is `PPOConfig.policy_objective`; `kl_coef`
-    is the current β. Returns `(loss, LossInfo)`, differentiable in `params`.
+    policy's distribution, per sample). `objective` names the `OBJECTIVES` entry
+    (`PPOConfig.policy_objective`), `estimator` the `ESTIMATORS` entry; `kl_coef` is the current
+    β. Returns `(loss, LossInfo)`, differentiable in `params`.
     """
     dist, values = policy_fn(params, minibatch)
-    advantages = minibatch.advantages
+    advantages, returns = advantages_and_returns(minibatch, dist, hp, estimator)
     if normalize_advantages:
         advantages = normalize(advantages)
     log_prob = dist.log_prob(minibatch.actions)
     clipped, approx_kl, clip_fraction = policy_loss(log_prob, minibatch.log_probs, advantages,
                                                     hp.clip_eps)
     kl = minibatch.old_dist.kl(dist)
-    if objective == "kl_penalty":
-        pg_loss = surrogate_loss(log_prob, minibatch.log_probs, advantages)
-    else:
-        pg_loss = clipped
-    if objective in ("kl_penalty", "clip+kl_penalty"):
-        pg_loss = pg_loss + kl_penalty(kl, kl_coef)
-    v_loss = value_loss(values, minibatch.values, minibatch.returns, hp.vf_clip_eps, clip_value)
+    terms = PolicyTerms(log_prob, minibatch.log_probs, advantages, kl, kl_coef, clipped)
+    pg_loss = OBJECTIVES[objective].loss(terms, hp)
+    v_loss = value_loss(values, minibatch.values, returns, hp.vf_clip_eps, clip_value)
     entropy = dist.entropy().mean()
     total = pg_loss + hp.vf_coef * v_loss - hp.ent_coef * entropy
     return total, LossInfo(total, pg_loss, v_loss, entropy, approx_kl, kl.mean(), clip_fraction)

@@ -15,7 +15,10 @@ stored action into the environment's bounds. Parameter names are fixed and expli
 A recurrent network (`gru_size > 0`) puts a GRU core between torso and heads and is called on
 sequences: `apply(params, obs (T, B, ...), carry (B, C), resets (T, B)) -> (distribution,
 value (T·B,), carry (B, C))`, outputs flattened time-major. `policy_step` calls either kind for one
-step of B environments.
+step of B environments, `batch_policy` on the update's samples. This module owns the recurrent
+carry: its initial value (`initial_carry`), its reset at episode starts (`reset_carry`, used by
+the rollout and inside the GRU) and where a stored sequence restarts it (`carry_resets`); the
+rest of the package only passes it along (None for a feed-forward network).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from purejaxppo.envs import ActionSpace, EnvSpec
 from purejaxppo.fast_paths import fast_paths_enabled, matmul
 
 _ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu}
+INITIAL_HIDDEN = 0.0  # the recurrent state every episode starts from (each unit)
 
 
 class Dense(nn.Module):
@@ -178,7 +182,7 @@ class GRUCore(nn.Module):
 
         def step(h, inputs):
             x_proj, reset = inputs
-            h = jnp.where(reset[:, None], jnp.zeros_like(h), h)
+            h = reset_carry(h, reset)
             h_proj = matmul(h, w_h, self.fast)
             r = jax.nn.sigmoid(x_proj[:, :size] + h_proj[:, :size])
             z = jax.nn.sigmoid(x_proj[:, size:2 * size] + h_proj[:, size:2 * size])
@@ -267,9 +271,28 @@ def carry_size(network: ActorCritic) -> int:
 
 
 def initial_carry(network: ActorCritic, batch: int):
-    """The hidden state an episode starts from, `(batch, carry_size)` zeros; None if
-    feed-forward."""
-    return jnp.zeros((batch, carry_size(network)), jnp.float32) if network.gru_size else None
+    """The hidden state an episode starts from, `(batch, carry_size)` of `INITIAL_HIDDEN`; None
+    if feed-forward."""
+    if not network.gru_size:
+        return None
+    return jnp.full((batch, carry_size(network)), INITIAL_HIDDEN, jnp.float32)
+
+
+def reset_carry(carry, reset):
+    """`carry (B, C)` with the rows where `reset (B,)` back at the initial state (None stays
+    None): the next step starts a new episode there."""
+    if carry is None:
+        return None
+    return jnp.where(reset[:, None], jnp.full_like(carry, INITIAL_HIDDEN), carry)
+
+
+def carry_resets(done, carry):
+    """Where a stored rollout's hidden state restarts, `(T, B)` bool: the step after every
+    `done (T, B)` (terminated or truncated); step 0 continues from the rollout's start `carry`.
+    None for a feed-forward network (`carry` None)."""
+    if carry is None:
+        return None
+    return jnp.concatenate([jnp.zeros_like(done[:1]), done[:-1]])
 
 
 def policy_step(network: ActorCritic, params, obs, carry):
@@ -279,6 +302,22 @@ def policy_step(network: ActorCritic, params, obs, carry):
     if not network.gru_size:
         return (*network.apply(params, obs), None)
     return network.apply(params, obs[None], carry, jnp.zeros((1, obs.shape[0]), bool))
+
+
+def batch_policy(network: ActorCritic, num_steps: int):
+    """`policy_fn(trained_params, samples) -> (distribution, values)` over a flat sample axis,
+    as `loss.ppo_loss` calls it. A recurrent network re-runs each sequence from `samples.carry`,
+    resetting its hidden state at `samples.resets` (samples are time-major, `num_steps` long)."""
+    if not network.gru_size:
+        return lambda params, samples: network.apply(params, samples.obs)
+
+    def sequences(params, samples):
+        obs = samples.obs.reshape((num_steps, -1, *samples.obs.shape[1:]))
+        resets = samples.resets.reshape((num_steps, -1))
+        dist, values, _ = network.apply(params, obs, samples.carry, resets)
+        return dist, values
+
+    return sequences
 
 
 def network_kind(config: PPOConfig, spec: EnvSpec) -> str:

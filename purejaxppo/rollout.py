@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from purejaxppo.distributions import per_sample
+from purejaxppo.networks import reset_carry
 
 
 class EpisodeStats(NamedTuple):
@@ -62,8 +63,8 @@ def env_step(runner: EnvRunner, params, apply_fn, env, env_params):
     `apply_fn(params, obs, carry) -> (distribution, values, carry)` (`networks.policy_step`).
     The action is stored as sampled (its log-prob is what PPO's ratio compares against);
     `env.step` gets `distribution.to_env(action)`, e.g. clipped or squashed into a Box's bounds.
-    A recurrent carry is reset to zeros (its initial value) where an episode ended, after
-    termination and after truncation alike, so the next episode starts from it.
+    A recurrent carry is reset to its initial value (`networks.reset_carry`) where an episode
+    ended, after termination and after truncation alike, so the next episode starts from it.
     """
     key, action_key, step_key = jax.random.split(runner.key, 3)
     dist, values, next_carry = apply_fn(params, runner.obs, runner.carry)
@@ -85,8 +86,7 @@ def env_step(runner: EnvRunner, params, apply_fn, env, env_params):
         final_obs=info["final_observation"], episode_return=jnp.where(done, episode_returns, 0.0),
         episode_length=jnp.where(done, episode_lengths, 0), next_carry=next_carry)
     episode = EpisodeStats(jnp.where(done, 0.0, episode_returns), jnp.where(done, 0, episode_lengths))
-    carry = None if next_carry is None else jnp.where(done[:, None], 0.0, next_carry)
-    return EnvRunner(env_state, obs, episode, key, carry), transition
+    return EnvRunner(env_state, obs, episode, key, reset_carry(next_carry, done)), transition
 
 
 def collect_rollout(runner: EnvRunner, params, apply_fn, env, env_params, num_steps: int,

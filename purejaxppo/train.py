@@ -18,22 +18,22 @@ import jax.numpy as jnp
 from purejaxppo.config import HParams, PPOConfig, validate_config, validate_hparams
 from purejaxppo.envs import EnvSpec, check_config_for_env, make_env
 from purejaxppo.fast_paths import fast_key, fast_paths_enabled, restore_key
-from purejaxppo.gae import compute_gae
+from purejaxppo.estimators import ESTIMATORS, EstimatorInputs
 from purejaxppo.metrics import Metrics, explained_variance, finished_episodes
-from purejaxppo.networks import (ActorCritic, init_params, initial_carry, make_network,
-                                 policy_step)
+from purejaxppo.networks import (ActorCritic, batch_policy, carry_resets, init_params,
+                                 initial_carry, make_network, policy_step)
 from purejaxppo.normalize import (RewardScaler, RunningStats, init_reward_scaler, init_stats,
                                   normalize_obs, scale_rewards, update_stats)
 from purejaxppo.progress import emit_progress
 from purejaxppo.rollout import EnvRunner, collect_rollout, reset_envs
-from purejaxppo.update import (Batch, Learner, batch_policy, learning_rate_at, make_optimizer,
-                               update_policy)
+from purejaxppo.update import (Batch, Learner, Sampler, learning_rate_at, make_optimizer,
+                               make_sampler, update_policy)
 
 
 class TrainState(NamedTuple):
     """Everything training needs to continue exactly (a pytree; leading axes when vmapped)."""
 
-    learner: Learner  # network parameters (a pytree), Adam state, KL penalty's β
+    learner: Learner  # network parameters (a pytree), Adam state, KL penalty's β, param_sets
     runner: EnvRunner  # env states, last observations, episode stats, PRNG key, GRU state
     obs_stats: Optional[RunningStats]  # None unless config.normalize_obs
     reward_scaler: Optional[RewardScaler]  # None unless config.normalize_reward
@@ -61,9 +61,10 @@ def observe(obs, stats: Optional[RunningStats], config: PPOConfig):
 
 
 def ppo_iteration(state: TrainState, step, *, config: PPOConfig, spec: EnvSpec,
-                  network: ActorCritic, optimizer, hp: HParams,
+                  network: ActorCritic, optimizer, sampler: Sampler, hp: HParams,
                   callback: Optional[Callable], callback_every: int):
-    """One PPO update: collect a rollout, compute GAE, run K epochs of minibatch updates.
+    """One PPO update: collect a rollout, estimate advantages and returns (the config's
+    `advantage_estimator`, GAE by default), run K epochs of minibatch updates.
 
     Observations are normalised with the statistics *before* this rollout, everywhere they enter
     the network in this update (acting, the final-observation bootstrap, the loss); the statistics
@@ -91,17 +92,19 @@ def ppo_iteration(state: TrainState, step, *, config: PPOConfig, spec: EnvSpec,
     if reward_scaler is not None:
         reward_scaler, rewards = scale_rewards(reward_scaler, rewards, done, hp.gamma,
                                                config.reward_clip)
-    advantages, returns = compute_gae(rewards, traj.values, next_values, traj.terminated,
-                                      traj.truncated, hp.gamma, hp.gae_lambda)
+    sequences = EstimatorInputs(rewards, traj.values, next_values, traj.terminated,
+                                traj.truncated, traj.log_probs)
+    advantages, returns = ESTIMATORS[config.advantage_estimator].estimate(sequences, hp)
 
     learning_rate = learning_rate_at(hp.learning_rate, update_idx, config.num_updates,
                                      config.anneal_lr)
-    batch = make_batch(traj, done, advantages, returns, start_carry, state.obs_stats, config)
+    batch = make_batch(traj, done, sequences, advantages, returns, start_carry, state.obs_stats,
+                       config)
     key, update_key = jax.random.split(runner.key)
     learner, info = update_policy(state.learner, batch, update_key,
                                   policy_fn=batch_policy(network, config.num_steps),
                                   optimizer=optimizer, hp=hp, learning_rate=learning_rate,
-                                  config=config)
+                                  config=config, sampler=sampler)
     obs_stats = None if state.obs_stats is None else update_stats(state.obs_stats, traj.obs)
 
     metrics = make_metrics(traj, done, info, returns, learning_rate)
@@ -112,18 +115,16 @@ def ppo_iteration(state: TrainState, step, *, config: PPOConfig, spec: EnvSpec,
                       obs_stats, reward_scaler, update_idx + 1), metrics
 
 
-def make_batch(traj, done, advantages, returns, start_carry, obs_stats,
-               config: PPOConfig) -> Batch:
+def make_batch(traj, done, sequences: EstimatorInputs, advantages, returns, start_carry,
+               obs_stats, config: PPOConfig) -> Batch:
     """The update's data, leaves `(num_steps, num_envs, ...)`: observations as the network saw
     them, actions as sampled, the acting distribution. A recurrent policy also gets where episodes
-    start (after every `done`, terminated or truncated; step 0 continues from `start_carry`) and
-    `start_carry` itself."""
-    batch = Batch(observe(traj.obs, obs_stats, config), traj.actions, traj.log_probs,
-                  traj.values, advantages, returns, traj.dist)
-    if not config.gru_size:
-        return batch
-    resets = jnp.concatenate([jnp.zeros_like(done[:1]), done[:-1]])
-    return batch._replace(resets=resets, carry=start_carry)
+    start (`networks.carry_resets`) and `start_carry` itself; an estimator that `uses_policy`
+    its `sequences`, to re-estimate inside the loss."""
+    uses_policy = ESTIMATORS[config.advantage_estimator].uses_policy
+    return Batch(observe(traj.obs, obs_stats, config), traj.actions, traj.log_probs,
+                 traj.values, advantages, returns, traj.dist, carry_resets(done, start_carry),
+                 start_carry, sequences if uses_policy else None)
 
 
 def _act(network, obs_stats, config, params, obs, carry):
@@ -176,6 +177,7 @@ def make_trainer(config: PPOConfig, *, env=None, env_params=None,
     check_config_for_env(config, spec)
     network = make_network(config, spec)
     optimizer = make_optimizer(config)
+    sampler = make_sampler(config)
 
     def hparams_of(hparams):
         hp = config.hparams() if hparams is None else hparams
@@ -198,7 +200,7 @@ def make_trainer(config: PPOConfig, *, env=None, env_params=None,
             num_updates: int = config.num_updates):
         iteration = functools.partial(
             ppo_iteration, config=config, spec=spec, network=network, optimizer=optimizer,
-            hp=hparams_of(hparams), callback=callback, callback_every=callback_every)
+            sampler=sampler, hp=hparams_of(hparams), callback=callback, callback_every=callback_every)
         return jax.lax.scan(iteration, state, jnp.arange(num_updates))
 
     def train(key, hparams: Optional[HParams] = None) -> TrainResult:

@@ -6,21 +6,24 @@
         stopped |= 0 < target_kl < mean approx-KL of this epoch
     β = adapt_kl_coef(β, KL(π_old || π_new), kl_target)   # penalty objectives only
 
-Samples are single transitions for a feed-forward policy, and whole `num_steps` sequences of one
-environment for a recurrent one (re-run from the hidden state stored at the rollout's start).
+The `Sampler` is chosen once per config (`make_sampler`): single transitions, or whole
+`num_steps` sequences of one environment for a recurrent policy (re-run from the hidden state
+stored at the rollout's start) and for an estimator that re-estimates inside the loss.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+import functools
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from purejaxppo.config import PPOConfig
+from purejaxppo.config import ConfigError, PPOConfig
+from purejaxppo.estimators import ESTIMATORS, EstimatorInputs
 from purejaxppo.fast_paths import fast_paths_enabled, random_permutations
-from purejaxppo.loss import LossInfo, ppo_loss
+from purejaxppo.loss import OBJECTIVES, LossInfo, ppo_loss
 
 KL_COEF_BOUNDS = (1e-4, 1e4)  # the adaptive β is kept inside this range
 
@@ -38,14 +41,21 @@ class Batch(NamedTuple):
     old_dist: Any  # the rollout policy's distribution, per sample (`distributions.per_sample`)
     resets: Optional[jax.Array] = None  # recurrent: True where an episode starts at this step
     carry: Optional[jax.Array] = None  # recurrent: hidden state at the rollout's start, per env
+    # Estimators that `uses_policy`: their inputs, kept `(num_steps, envs)` in every minibatch.
+    sequences: Optional[EstimatorInputs] = None
 
 
 class Learner(NamedTuple):
-    """What the update changes: the parameters, Adam's state and the KL penalty's β."""
+    """What the update changes: the parameters, Adam's state and the KL penalty's β.
+
+    `param_sets`: further named parameter sets a variant keeps beside the trained ones (e.g.
+    `{"target": ..., "behaviour": ...}`); None for PPO, which adds no leaf to the state (so
+    checkpoints keep their layout). `sgd_step` carries it through unchanged."""
 
     params: Any
     opt_state: Any
-    kl_coef: jax.Array  # β (float32 scalar); constant unless policy_objective has "kl_penalty"
+    kl_coef: jax.Array  # β (float32 scalar); constant unless the objective `adapts_kl_coef`
+    param_sets: Any = None
 
 
 class UpdateInfo(NamedTuple):
@@ -89,13 +99,14 @@ def sgd_step(learner: Learner, minibatch: Batch, *, policy_fn, optimizer, hp, le
     grad_fn = jax.value_and_grad(ppo_loss, has_aux=True)
     (_, info), grads = grad_fn(learner.params, policy_fn, minibatch, hp, learner.kl_coef,
                                objective=config.policy_objective, clip_value=config.clip_value,
-                               normalize_advantages=config.normalize_advantages)
+                               normalize_advantages=config.normalize_advantages,
+                               estimator=config.advantage_estimator)
     grad_norm = optax.tree.norm(grads)
     grads, _ = optax.clip_by_global_norm(hp.max_grad_norm).update(grads, optax.EmptyState())
     updates, opt_state = optimizer.update(grads, learner.opt_state, learner.params)
     updates = jax.tree.map(lambda u: -learning_rate * u, updates)
     params = optax.apply_updates(learner.params, updates)
-    return Learner(params, opt_state, learner.kl_coef), (info, grad_norm)
+    return learner._replace(params=params, opt_state=opt_state), (info, grad_norm)
 
 
 def minibatch_indices(key, num_samples: int, update_epochs: int, num_minibatches: int,
@@ -114,28 +125,66 @@ def take_transitions(flat: Batch, idx) -> Batch:
 
 def take_sequences(batch: Batch, envs) -> Batch:
     """The whole sequences of environments `envs` from a `(num_steps, num_envs, ...)` batch,
-    flattened time-major to `num_steps * len(envs)` samples; `carry` keeps one row per env."""
-    carry = jnp.take(batch.carry, envs, axis=0)
+    flattened time-major to `num_steps * len(envs)` samples; `carry` keeps one row per env and
+    `sequences` its `(num_steps, len(envs))` shape."""
+    carry = jax.tree.map(lambda x: jnp.take(x, envs, axis=0), batch.carry)
+    sequences = jax.tree.map(lambda x: jnp.take(x, envs, axis=1), batch.sequences)
     per_sample = jax.tree.map(
         lambda x: jnp.take(x, envs, axis=1).reshape((-1, *x.shape[2:])),
-        batch._replace(carry=None))
-    return per_sample._replace(carry=carry)
+        batch._replace(carry=None, sequences=None))
+    return per_sample._replace(carry=carry, sequences=sequences)
 
 
-def minibatch_plan(batch: Batch, key, config: PPOConfig):
+def flatten_transitions(batch: Batch, batch_size: int) -> Batch:
+    """A `(num_steps, num_envs, ...)` batch as `batch_size` transitions on one leading axis."""
+    return jax.tree.map(lambda x: x.reshape((batch_size, *x.shape[2:])), batch)
+
+
+class Sampler(NamedTuple):
+    """How the update draws minibatches from a batch with leaves `(num_steps, num_envs, ...)`.
+
+    prepare(batch) -> samples; each epoch permutes `range(num_units)` and `take(samples, idx)`
+    gives one minibatch; `whole(samples)` is every sample as one minibatch-shaped `Batch`.
+    """
+
+    num_units: int  # what a permutation shuffles: transitions, or environments (sequences)
+    prepare: Callable[[Batch], Any]
+    take: Callable[[Any, jax.Array], Batch]
+    whole: Callable[[Any], Batch]
+
+
+def sequence_sampler(num_envs: int) -> Sampler:
+    """Minibatches of environments, each with its whole time-major sequence."""
+    return Sampler(num_envs, lambda batch: batch, take_sequences,
+                   lambda batch: take_sequences(batch, jnp.arange(num_envs)))
+
+
+def transition_sampler(batch_size: int) -> Sampler:
+    """Minibatches of single transitions, shuffled across time and environments."""
+    return Sampler(batch_size, functools.partial(flatten_transitions, batch_size=batch_size),
+                   take_transitions, lambda samples: samples)
+
+
+def make_sampler(config: PPOConfig) -> Sampler:
+    """The config's one choice of sampler: whole sequences for a recurrent policy (`gru_size`)
+    or an estimator that `uses_policy` (ConfigError unless num_envs divides into
+    num_minibatches), single transitions otherwise."""
+    if not (config.gru_size or ESTIMATORS[config.advantage_estimator].uses_policy):
+        return transition_sampler(config.batch_size)
+    if config.num_envs % config.num_minibatches:
+        raise ConfigError(f"PPOConfig.num_minibatches: minibatches of whole sequences need "
+                          f"num_envs = {config.num_envs} to divide into {config.num_minibatches} "
+                          f"minibatches of environments")
+    return sequence_sampler(config.num_envs)
+
+
+def minibatch_plan(batch: Batch, key, config: PPOConfig, sampler: Sampler):
     """How the update samples `batch` (leaves `(num_steps, num_envs, ...)`): returns `(samples,
-    indices (update_epochs, num_minibatches, k), take)` with `take(samples, idx)` one minibatch.
-    Feed-forward: transitions, flattened to one axis and shuffled. Recurrent: environments, each
-    minibatch their whole sequences (`take_sequences`)."""
-    fast = fast_paths_enabled(config.fast_paths)
-    if config.gru_size:
-        indices = minibatch_indices(key, config.num_envs, config.update_epochs,
-                                    config.num_minibatches, fast)
-        return batch, indices, take_sequences
-    samples = jax.tree.map(lambda x: x.reshape((config.batch_size, *x.shape[2:])), batch)
-    indices = minibatch_indices(key, config.batch_size, config.update_epochs,
-                                config.num_minibatches, fast)
-    return samples, indices, take_transitions
+    indices (update_epochs, num_minibatches, k))`, with `sampler.take(samples, idx)` one
+    minibatch."""
+    indices = minibatch_indices(key, sampler.num_units, config.update_epochs,
+                                config.num_minibatches, fast_paths_enabled(config.fast_paths))
+    return sampler.prepare(batch), indices
 
 
 def _masked_mean(x, taken):
@@ -145,17 +194,19 @@ def _masked_mean(x, taken):
 
 
 def update_policy(learner: Learner, batch: Batch, key, *, policy_fn, optimizer, hp,
-                  learning_rate, config: PPOConfig):
+                  learning_rate, config: PPOConfig, sampler: Optional[Sampler] = None):
     """K epochs of minibatch SGD over `batch` (leaves `(num_steps, num_envs, ...)`), stopped
-    early by `hp.target_kl`, then β adapted. Returns `(learner, UpdateInfo)`.
+    early by `hp.target_kl`, then β adapted. `sampler`: the config's (`make_sampler`) unless
+    given. Returns `(learner, UpdateInfo)`.
 
     Early stopping keeps the program's shape: epochs after the stop run through `lax.cond` as
     no-ops, so seeds that stop at different epochs still vmap together.
     """
-    samples, indices, take = minibatch_plan(batch, key, config)
+    sampler = make_sampler(config) if sampler is None else sampler
+    samples, indices = minibatch_plan(batch, key, config, sampler)
 
     def step(learner, idx):
-        return sgd_step(learner, take(samples, idx), policy_fn=policy_fn, optimizer=optimizer,
+        return sgd_step(learner, sampler.take(samples, idx), policy_fn=policy_fn, optimizer=optimizer,
                         hp=hp, learning_rate=learning_rate, config=config)
 
     def run_epoch(learner, epoch_indices):
@@ -175,9 +226,8 @@ def update_policy(learner: Learner, batch: Batch, key, *, policy_fn, optimizer, 
     start_kl_coef = learner.kl_coef
     (learner, _), ((losses, grad_norms), taken) = jax.lax.scan(
         epoch, (learner, jnp.zeros((), bool)), indices)
-    if config.policy_objective != "clip":  # β for the next update, from this one's KL
-        everything = take(samples, jnp.arange(config.num_envs)) if config.gru_size else samples
-        kl = policy_kl(learner.params, everything, policy_fn)
+    if OBJECTIVES[config.policy_objective].adapts_kl_coef:  # β for the next update, from its KL
+        kl = policy_kl(learner.params, sampler.whole(samples), policy_fn)
         learner = learner._replace(kl_coef=adapt_kl_coef(
             learner.kl_coef, kl, hp.kl_target, config.kl_adaptation))
     epochs = taken.sum().astype(jnp.float32)
@@ -191,19 +241,3 @@ def policy_kl(params, samples: Batch, policy_fn):
     """Exact mean KL(π_old || π_params) over `samples` (the paper's d for the β rule)."""
     dist, _ = policy_fn(params, samples)
     return samples.old_dist.kl(dist).mean()
-
-
-def batch_policy(network, num_steps: int):
-    """`policy_fn(trained_params, samples) -> (distribution, values)` over a flat sample axis,
-    as `ppo_loss` calls it. A recurrent network re-runs each sequence from `samples.carry`,
-    resetting its hidden state at `samples.resets` (samples are time-major, `num_steps` long)."""
-    if not network.gru_size:
-        return lambda params, samples: network.apply(params, samples.obs)
-
-    def sequences(params, samples):
-        obs = samples.obs.reshape((num_steps, -1, *samples.obs.shape[1:]))
-        resets = samples.resets.reshape((num_steps, -1))
-        dist, values, _ = network.apply(params, obs, samples.carry, resets)
-        return dist, values
-
-    return sequences

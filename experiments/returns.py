@@ -5,7 +5,8 @@
     .venv/bin/python experiments/returns.py --table                           # only the table
 
 Each env is trained with its preset (`purejaxppo.presets`, at the preset's `total_timesteps`) as
-one compiled program vmapped over `--num-seeds` seeds (base key `--seed`), then every seed's final
+one compiled program vmapped over `--num-seeds` seeds (`jax.random.split(jax.random.key(--seed),
+num_seeds)`), then every seed's final
 policy is evaluated deterministically (the distribution's mode, observation statistics frozen)
 for `--eval-episodes` episodes. Per env it writes `results/returns/<env>.json` (config, machine,
 final return per seed, evaluation per seed, per-update mean return per seed) and `<env>.png`
@@ -14,9 +15,16 @@ final return per seed, evaluation per seed, per-update mean return per seed) and
 takes over an hour per game on a 2-core CPU).
 
 Final return = mean return of the episodes finished in the last 10 updates (README's definition),
-per seed; the table shows mean ± std over seeds. The published numbers (from the project's
-reference notes) were all produced with time limits treated as terminal; purejaxppo bootstraps
-through time limits.
+per seed; the first table shows mean ± std over seeds, the second (`interval_table`) also the
+interquartile mean (IQM) with its 95 % stratified-bootstrap interval and the fraction of seeds at
+or above the solve threshold (`purejaxppo.stats`; thresholds and their sources in
+`stats.SOLVED_THRESHOLDS`). The published numbers (from the project's reference notes) were all
+produced with time limits treated as terminal; purejaxppo bootstraps through time limits.
+
+Seeds: the presets were tuned with base key 0 (`TUNE_SEEDS`: experiments/tune_presets.sh runs
+`purejaxppo sweep` at its default `--seed 0`), so the tables report on base key `REPORT_SEED`
+(the default `--seed`), chosen before the runs; every JSON records both (`tune_seeds`,
+`report_seeds`), and a `--seed` in `TUNE_SEEDS` needs `--allow-tuning-seed`.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # benchmarks.peers.machine_info
 
 from benchmarks.peers import machine_info  # noqa: E402
-from purejaxppo import final_return, make_trainer, presets  # noqa: E402
+from purejaxppo import final_return, make_trainer, presets, stats  # noqa: E402
 from purejaxppo.evaluate import make_evaluator  # noqa: E402
 from purejaxppo.logs import curve_over_runs  # noqa: E402
 
@@ -89,7 +97,11 @@ TARGETS = (
 # MNISTBandit-bsuite is left out: making it downloads a data set, and these machines are offline.
 TARGET_OF = {t.env: t for t in TARGETS}
 FAMILIES = sorted({t.family for t in TARGETS})
-DEFAULT_SEEDS = {"minatar": 4}  # families that cannot afford 8 seeds on a 2-core CPU
+DEFAULT_NUM_SEEDS = 16
+DEFAULT_SEEDS = {"minatar": 8}  # families that cannot afford 16 seeds on a 2-core CPU
+TUNE_SEEDS = (0,)  # base keys the presets were tuned on (experiments/tune_presets.sh)
+REPORT_SEED = 1  # base key of the reported runs: disjoint from TUNE_SEEDS, fixed before the runs
+BOOTSTRAP_REPS = 2000
 
 
 def train_and_evaluate(target: Target, num_seeds: int, seed: int, eval_episodes: int,
@@ -167,10 +179,33 @@ def _record(target: Target, config, final: np.ndarray, *, num_seeds: int, seed: 
     return {
         "env": target.env, "preset": target.preset, "family": target.family,
         "budget": config.env_steps_per_run, "num_seeds": num_seeds, "seed": seed,
+        "tune_seeds": list(TUNE_SEEDS), "report_seeds": [seed],
         "final_return_mean": float(np.nanmean(final)), "final_return_std": float(np.nanstd(final)),
         "final_return_per_seed": _nulls(final),
+        **seed_statistics(target.env, final),
         "published": target.published, "source": target.source,
         "config": dict(vars(config)),
+    }
+
+
+def seed_statistics(env: str, final) -> dict:
+    """IQM of the per-seed final returns with its 95 % stratified-bootstrap interval, and the
+    fraction of seeds solving `env` (None without a threshold), over the seeds that finished an
+    episode in the window (`num_seeds_scored`; the others are NaN / null)."""
+    values = np.asarray([np.nan if v is None else v for v in final], np.float64)
+    values = values[np.isfinite(values)]
+    threshold = stats.SOLVED_THRESHOLDS.get(env)
+    estimate = (stats.stratified_bootstrap_ci(values, stats.iqm, reps=BOOTSTRAP_REPS)
+                if values.size else None)
+    return {
+        "num_seeds_scored": int(values.size),
+        "final_return_iqm": None if estimate is None else estimate.value,
+        "final_return_iqm_ci95": None if estimate is None else [estimate.low, estimate.high],
+        "bootstrap_reps": BOOTSTRAP_REPS,
+        "solved_threshold": threshold.value if threshold else None,
+        "solved_threshold_source": threshold.source if threshold else "none",
+        "solved_fraction": (stats.solved_fraction(values, threshold.value)
+                            if threshold and values.size else None),
     }
 
 
@@ -227,6 +262,25 @@ def _figure(mean: float | None, std: float | None) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}".replace("-", "−")
 
 
+def _iqm_figure(summary: dict) -> str:
+    """"IQM [low, high]" of `seed_statistics`, digits as `_figure`."""
+    if summary["final_return_iqm"] is None:
+        return "—"
+    digits = 2 if abs(summary["final_return_iqm"]) < 10 else 1
+    low, high = summary["final_return_iqm_ci95"]
+    return (f"{summary['final_return_iqm']:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+            .replace("-", "−"))
+
+
+def _solved_figure(summary: dict) -> str:
+    """"k/n (≥ threshold)", or "—" where the env has no solve threshold."""
+    if summary["solved_fraction"] is None:
+        return "—"
+    solved = round(summary["solved_fraction"] * summary["num_seeds_scored"])
+    return f"{solved}/{summary['num_seeds_scored']} (≥ {summary['solved_threshold']:g})".replace(
+        "-", "−")
+
+
 def table(records: list[dict]) -> str:
     """The markdown table (one row per env, in TARGETS order)."""
     lines = ["| env | preset | budget | seeds | ours: final return | ours: deterministic eval "
@@ -242,6 +296,32 @@ def table(records: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _seeds_figure(num_seeds: int, summary: dict) -> str:
+    """"n", or "k of n" when only k seeds finished an episode in the window."""
+    scored = summary["num_seeds_scored"]
+    return str(num_seeds) if scored == num_seeds else f"{scored} of {num_seeds}"
+
+
+def interval_table(records: list[dict]) -> str:
+    """The interval estimates (one row per env, in TARGETS order): seeds and base key, whether
+    the presets were tuned on that key, mean ± std, IQM with its 95 % CI and the fraction solved of
+    each env's final returns, beside the published figure. IQM, interval and solved fraction are
+    recomputed from each record's per-seed returns (records written before them lack them)."""
+    lines = ["| env | seeds | base key | ours: final return | ours: IQM [95 % CI] | solved "
+             "| published PPO |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for record in records:
+        summary = seed_statistics(record["env"], record["final_return_per_seed"])
+        tuned = " (tuning)" if record["seed"] in TUNE_SEEDS else ""
+        lines.append(
+            f"| {record['env']} | {_seeds_figure(record['num_seeds'], summary)} "
+            f"| {record['seed']}{tuned} "
+            f"| {_figure(record['final_return_mean'], record['final_return_std'])} "
+            f"| {_iqm_figure(summary)} | {_solved_figure(summary)} "
+            f"| {record['published'] or '—'} |")
+    return "\n".join(lines) + "\n"
+
+
 def rebuild(out_dir: pathlib.Path) -> list[dict]:
     """Collect every per-env record into returns.json and returns.md (TARGETS order)."""
     records = []
@@ -254,12 +334,26 @@ def rebuild(out_dir: pathlib.Path) -> list[dict]:
                for r in records]
     (out_dir / "returns.json").write_text(json.dumps(summary, indent=1) + "\n")
     machines = sorted({r["machine"]["cpu_model"] for r in records if r["machine"]["cpu_model"]})
+    tuned = sorted({s for r in records for s in r.get("report_seeds", [r["seed"]])
+                    if s in TUNE_SEEDS})
+    thresholds = "; ".join(
+        [", ".join(f"{env} {t.value:g}" for env, t in stats.SOLVED_THRESHOLDS.items()
+                   if t.official) + " (gym / Gymnasium reward_threshold)"]
+        + [f"{env} {t.value:g} ({t.source})" for env, t in stats.SOLVED_THRESHOLDS.items()
+           if not t.official])
     header = ("Final return: mean ± std over seeds of each seed's mean return of the episodes "
-              "finished in the last 10 updates (training, sampled actions). Deterministic eval: "
+              "finished in the last 10 updates (training, sampled actions). IQM: the 25 % "
+              "trimmed mean over seeds, with its 95 % stratified-bootstrap percentile interval "
+              f"({BOOTSTRAP_REPS} replicates; purejaxppo.stats). Solved: seeds whose final return "
+              f"reaches the threshold: {thresholds}; other envs have none. Deterministic eval: "
               "each seed's final policy, mode actions, mean over its evaluation episodes; mean ± "
               "std over seeds. Published numbers treated time limits as terminal; ours bootstrap "
-              f"through them. Machine(s): {', '.join(machines)}.\n\n")
-    (out_dir / "returns.md").write_text(header + table(records))
+              f"through them. Seeds: jax.random.split(key(base key), seeds); presets tuned on "
+              f"base key(s) {', '.join(map(str, TUNE_SEEDS))}"
+              + (f" (rows at base key {', '.join(map(str, tuned))} are on tuning seeds)"
+                 if tuned else "") +
+              f". Machine(s): {', '.join(machines)}.\n\n")
+    (out_dir / "returns.md").write_text(header + table(records) + "\n" + interval_table(records))
     return records
 
 
@@ -269,8 +363,13 @@ def main():
     parser.add_argument("--family", choices=FAMILIES, action="append", default=[])
     parser.add_argument("--exclude", default="", help="comma-separated env names to leave out")
     parser.add_argument("--num-seeds", type=int, default=None,
-                        help="seeds per env (default 8; MinAtar 4)")
-    parser.add_argument("--seed", type=int, default=0, help="base PRNG seed")
+                        help=f"seeds per env (default {DEFAULT_NUM_SEEDS}; MinAtar "
+                             f"{DEFAULT_SEEDS['minatar']})")
+    parser.add_argument("--seed", type=int, default=REPORT_SEED,
+                        help=f"base PRNG key of the reported seeds (default {REPORT_SEED}; the "
+                             f"presets were tuned on {', '.join(map(str, TUNE_SEEDS))})")
+    parser.add_argument("--allow-tuning-seed", action="store_true",
+                        help="allow a --seed the presets were tuned on (TUNE_SEEDS)")
     parser.add_argument("--eval-episodes", type=int, default=32)
     parser.add_argument("--total-timesteps", type=int, default=None,
                         help="override the preset's budget (the table then says so in 'budget')")
@@ -289,6 +388,10 @@ def main():
                      f"{', '.join(TARGET_OF)}")
     if args.num_seeds is not None and args.num_seeds < 1:
         parser.error("--num-seeds: must be at least 1")
+    if args.seed in TUNE_SEEDS and not args.allow_tuning_seed and not args.table:
+        parser.error(f"--seed {args.seed}: the presets were tuned on base key(s) "
+                     f"{', '.join(map(str, TUNE_SEEDS))}; report on fresh seeds (default "
+                     f"{REPORT_SEED}) or pass --allow-tuning-seed")
     selected = [t for t in TARGETS if t.env in envs or t.family in args.family]
     if not selected and not args.table:
         selected = list(TARGETS)
@@ -302,18 +405,20 @@ def main():
         stem.with_suffix(".json").write_text(json.dumps(record))
         selected = []
     for target in ([] if args.table else selected):
-        num_seeds = args.num_seeds or DEFAULT_SEEDS.get(target.family, 8)
+        num_seeds = args.num_seeds or DEFAULT_SEEDS.get(target.family, DEFAULT_NUM_SEEDS)
         record = train_and_evaluate(target, num_seeds, args.seed, args.eval_episodes,
                                     args.total_timesteps)
         stem = args.out_dir / "returns" / target.env
         stem.with_suffix(".json").write_text(json.dumps(record))
         print(f"{target.env}: final {_figure(record['final_return_mean'], record['final_return_std'])}"
+              f", IQM {_iqm_figure(record)}, solved {_solved_figure(record)}"
               f", eval {_figure(record['eval_return_mean'], record['eval_return_std'])} over "
               f"{num_seeds} seeds at {_budget(record['budget'])} steps; "
               f"{record['steps_per_second']:,.0f} steps/s, compile {record['compile_s']:.1f} s, "
               f"run {record['run_s']:.0f} s", flush=True)
     records = rebuild(args.out_dir)
     print(table(records))
+    print(interval_table(records))
 
 
 if __name__ == "__main__":

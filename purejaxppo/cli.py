@@ -12,10 +12,9 @@ import sys
 import time
 from typing import Any, NamedTuple, Optional
 
-from purejaxppo.config import (HPARAM_FIELDS, ConfigError, PPOConfig, field_help,
-                               parse_override, validate_config)
+from purejaxppo.config import (HPARAM_FIELDS, ConfigError, PPOConfig, check_hparam_name,
+                               field_help, parse_override, validate_config)
 
-_FIELDS = {f.name: f for f in dataclasses.fields(PPOConfig)}
 
 def _merge_option(changes: dict, name: str, option: str, value) -> None:
     """Put `option`'s value (None: not given) into `changes[name]`; ConfigError naming both when
@@ -436,10 +435,7 @@ def parse_grid(texts) -> dict[str, list[float]]:
             raise ConfigError(f"--grid expects field=value,value,..., got {text!r}")
         name, raw = text.split("=", 1)
         name = name.strip().replace("-", "_")
-        if name not in HPARAM_FIELDS:
-            static = " (a static field: run one sweep per value)" if name in _FIELDS else ""
-            raise ConfigError(f"--grid {name}: not a hyperparameter{static}. "
-                              f"Valid: {', '.join(HPARAM_FIELDS)}")
+        check_hparam_name(name, "--grid")
         if name in grid:
             raise ConfigError(f"--grid {name}: given twice")
         try:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from purejaxppo.version import __version__  # noqa: F401  (imports nothing else)
+
 _EXPORTS = {
     "purejaxppo.config": ("ConfigError", "HPARAM_FIELDS", "HParams", "PPOConfig",
                           "validate_config"),
@@ -33,7 +35,6 @@ _EXPORTS = {
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = sorted(_MODULE_OF)
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str):

@@ -20,6 +20,7 @@ import jax
 import numpy as np
 
 from purejaxppo.config import ConfigError, PPOConfig
+from purejaxppo.version import __version__
 
 CHECKPOINTS = "checkpoints"
 META = "meta.json"
@@ -51,8 +52,6 @@ def _leaves(tree) -> tuple[list[str], list[Any]]:
 
 def versions() -> dict:
     import flax
-
-    from purejaxppo import __version__
 
     return {"purejaxppo": __version__, "jax": jax.__version__, "flax": flax.__version__}
 

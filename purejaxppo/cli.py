@@ -12,10 +12,9 @@ import sys
 import time
 from typing import Any, NamedTuple, Optional
 
-from purejaxppo.config import (HPARAM_FIELDS, ConfigError, PPOConfig, parse_override,
-                               validate_config)
+from purejaxppo.config import (HPARAM_FIELDS, ConfigError, PPOConfig, check_hparam_name,
+                               field_help, parse_override, validate_config)
 
-_FIELDS = {f.name: f for f in dataclasses.fields(PPOConfig)}
 
 def _merge_option(changes: dict, name: str, option: str, value) -> None:
     """Put `option`'s value (None: not given) into `changes[name]`; ConfigError naming both when
@@ -39,11 +38,23 @@ def config_changes(args) -> dict:
 
 
 def build_config(args) -> PPOConfig:
-    """The validated `PPOConfig` of the command line: `--preset` (if given) changed by `--set`,
-    `--env` and `--total-timesteps` (`presets.build_config`)."""
+    """The validated `PPOConfig` of the command line: `--preset` (default: the environment's
+    own or family preset; "none": PPOConfig's defaults) changed by `--set`, `--env` and
+    `--total-timesteps` (`presets.build_config`)."""
     from purejaxppo import presets
 
     return presets.build_config(getattr(args, "preset", None), **config_changes(args))
+
+
+def announce_preset(args, show: bool = True) -> Optional[str]:
+    """The preset `build_config(args)` starts from (`presets.resolve`; None: PPOConfig's
+    defaults), saying so in one line when `show`."""
+    from purejaxppo import presets
+
+    preset, env = getattr(args, "preset", None), config_changes(args).get("env_name")
+    if show:
+        print(presets.describe_choice(preset, env), flush=True)
+    return presets.resolve(preset, env)
 
 
 def _check_output_path(option: str, path) -> None:
@@ -208,7 +219,8 @@ def _resume_setup(args) -> Resume:
     return Resume(config, grid, num_seeds, seed, path, meta)
 
 
-def _timed_sweep(config, args, grid, *, label: str, show: bool, resume: Optional[Resume] = None):
+def _timed_sweep(config, args, grid, *, label: str, show: bool, resume: Optional[Resume] = None,
+                 preset: Optional[str] = None):
     """Train `grid` x `--num-seeds` seeds over every device in compiled chunks, with a progress
     bar (drawn where `show`, unless `--no-progress`), metric logs and checkpoints in the run
     directory (`--checkpoint-dir` / `--resume`), and Ctrl-C / SIGTERM finishing the current
@@ -249,7 +261,8 @@ def _timed_sweep(config, args, grid, *, label: str, show: bool, resume: Optional
     meta = {"config": config_to_dict(config), "num_seeds": num_seeds, "seed": seed,
             "grid": [{k: float(v[i]) for k, v in dataclasses.asdict(grid).items()}
                      for i in range(num_settings(grid))],
-            "key_impl": str(jax.random.key_impl(keys)), "num_runs": total}
+            "key_impl": str(jax.random.key_impl(keys)), "num_runs": total,
+            "preset": resume.meta.get("preset") if resume else preset}
     writer = jax.process_index() == 0  # with several processes, process 0 writes the run dir
     logs = _open_logs(args, run_dir, config, done) if writer else []
     if run_dir and not resume and writer:
@@ -380,10 +393,11 @@ def run_train(args) -> dict:
     _check_run_dir(args)
     resume = _resume_setup(args) if args.resume else None
     config = resume.config if resume else build_config(args)
+    preset = resume.meta.get("preset") if resume else announce_preset(args)
     grid = resume.grid if resume else stack_hparams([config.hparams()])
     result, compile_s, run_s, updates_run = _timed_sweep(config, args, grid,
                                                          label=config.env_name, show=True,
-                                                         resume=resume)
+                                                         resume=resume, preset=preset)
     if resume:
         args.num_seeds, args.seed = resume.num_seeds, resume.seed
     result = jax.tree.map(lambda x: x[0], result)  # the single setting: (num_seeds, ...)
@@ -399,7 +413,7 @@ def run_train(args) -> dict:
         "compile_s": compile_s, "run_s": run_s,
         "steps_per_second": args.num_seeds * updates_run * config.batch_size / run_s,
         "env_steps_this_session": args.num_seeds * updates_run * config.batch_size,
-        "config": dataclasses.asdict(config),
+        "preset": preset, "config": dataclasses.asdict(config),
     }
     print(f"\n{config.env_name}: final return {summary['final_return_mean']:.1f} ± "
           f"{summary['final_return_std']:.1f} over {args.num_seeds} seeds "
@@ -421,10 +435,7 @@ def parse_grid(texts) -> dict[str, list[float]]:
             raise ConfigError(f"--grid expects field=value,value,..., got {text!r}")
         name, raw = text.split("=", 1)
         name = name.strip().replace("-", "_")
-        if name not in HPARAM_FIELDS:
-            static = " (a static field: run one sweep per value)" if name in _FIELDS else ""
-            raise ConfigError(f"--grid {name}: not a hyperparameter{static}. "
-                              f"Valid: {', '.join(HPARAM_FIELDS)}")
+        check_hparam_name(name, "--grid")
         if name in grid:
             raise ConfigError(f"--grid {name}: given twice")
         try:
@@ -461,11 +472,12 @@ def run_sweep(args) -> dict:
     if resume and args.grid:
         raise ConfigError("--resume continues the saved grid: do not give --grid")
     config = resume.config if resume else build_config(args)
+    preset = resume.meta.get("preset") if resume else announce_preset(args, is_main_process())
     grid = resume.grid if resume else hparam_grid(config, **parse_grid(args.grid))
     settings = num_settings(grid)
     result, compile_s, run_s, updates_run = _timed_sweep(
         config, args, grid, label=f"{config.env_name} sweep", show=is_main_process(),
-        resume=resume)
+        resume=resume, preset=preset)
     if resume:
         args.num_seeds, args.seed = resume.num_seeds, resume.seed
     runs = padded_size(settings * args.num_seeds, jax.device_count())
@@ -479,7 +491,7 @@ def run_sweep(args) -> dict:
         "steps_per_second": settings * args.num_seeds * updates_run * config.batch_size / run_s,
         "num_processes": info.process_count, "num_devices": info.global_devices,
         "padded_runs": runs, "progress": not args.no_progress,
-        "config": dataclasses.asdict(config),
+        "preset": preset, "config": dataclasses.asdict(config),
     }
     if is_main_process():
         print(f"\n{config.env_name}: {settings} settings x {args.num_seeds} seeds, final return = "
@@ -702,9 +714,12 @@ def _add_run_options(p: argparse.ArgumentParser, default_seeds: int) -> None:
     p.add_argument("--total-timesteps", type=int, default=None)
     p.add_argument("--preset", default=None, metavar="NAME",
                    help="start from a named config (purejaxppo.presets; `purejaxppo envs` "
-                   "lists them per environment); --env, --total-timesteps and --set change it")
+                   "lists them per environment; default: the environment's own preset, else "
+                   "its family's; 'none': PPOConfig's defaults); --env, --total-timesteps and "
+                   "--set change it")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override any PPOConfig field, e.g. --set learning_rate=3e-4")
+                   help="override any PPOConfig field, e.g. --set learning_rate=3e-4 (every "
+                   "field is listed at the end of `purejaxppo train --help`)")
     p.add_argument("--final-window", type=int, default=10,
                    help="updates at the end whose finished episodes make the final return")
     p.add_argument("--no-progress", action="store_true",
@@ -738,7 +753,8 @@ def _add_run_options(p: argparse.ArgumentParser, default_seeds: int) -> None:
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="purejaxppo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train PPO on one environment over several seeds")
+    t = sub.add_parser("train", help="train PPO on one environment over several seeds",
+                       epilog=field_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_run_options(t, default_seeds=1)
     t.set_defaults(func=run_train)
 

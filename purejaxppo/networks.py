@@ -30,12 +30,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from purejaxppo.config import ConfigError, PPOConfig
+from purejaxppo.config import ACTIVATIONS, ConfigError, PPOConfig
 from purejaxppo.distributions import Categorical, DiagGaussian, TanhGaussian
 from purejaxppo.envs import ActionSpace, EnvSpec
 from purejaxppo.fast_paths import fast_paths_enabled, matmul
 
-_ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu}
+_ACTIVATIONS = {name: getattr(nn, name) for name in ACTIVATIONS}  # config.ACTIVATIONS: flax names
 INITIAL_HIDDEN = 0.0  # the recurrent state every episode starts from (each unit)
 
 
@@ -206,7 +206,7 @@ class ActorCritic(nn.Module):
     torso: str = "mlp"  # "mlp" | "cnn"
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "tanh"
-    shared_torso: bool = False
+    shared_trunk: bool = False  # PPOConfig.shared_trunk
     conv_channels: Sequence[int] = (16,)
     obs_categories: int = 0
     squash: bool = False
@@ -228,7 +228,7 @@ class ActorCritic(nn.Module):
             x = jax.nn.one_hot(obs, self.obs_categories, dtype=jnp.float32)
         else:
             x = obs.astype(jnp.float32)
-        if self.shared_torso:
+        if self.shared_trunk:
             actor_features = critic_features = self._torso("torso")(x)
         else:
             actor_features = self._torso("actor_torso")(x)
@@ -238,7 +238,7 @@ class ActorCritic(nn.Module):
                 carry, out = GRUCore(self.gru_size, fast=self.fast, name=name)(
                     carry, features.reshape((num_steps, batch, -1)), resets)
                 return out.reshape((num_steps * batch, self.gru_size)), carry
-            if self.shared_torso:
+            if self.shared_trunk:
                 actor_features, carry = core("core", actor_features, carry)
                 critic_features = actor_features
             else:
@@ -267,7 +267,7 @@ class ActorCritic(nn.Module):
 def carry_size(network: ActorCritic) -> int:
     """Width of the recurrent state: one GRU per tower (`2·gru_size`, or `gru_size` with a
     shared torso); 0 for a feed-forward network."""
-    return network.gru_size * (1 if network.shared_torso else 2)
+    return network.gru_size * (1 if network.shared_trunk else 2)
 
 
 def initial_carry(network: ActorCritic, batch: int):

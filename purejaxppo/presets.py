@@ -2,7 +2,12 @@
 
     config = purejaxppo.presets.get("pendulum")                         # a PPOConfig
     config = purejaxppo.presets.get("minatar", env_name="Asterix-MinAtar", total_timesteps=10**6)
-    purejaxppo train --preset pendulum --num-seeds 8                    # the same from the CLI
+    config = purejaxppo.presets.for_env("Pendulum-v1")  # the env's own preset, else its family's
+    purejaxppo train --env Pendulum-v1 --num-seeds 8                    # the same from the CLI
+
+The CLI (`train`, `sweep`) starts from the environment's preset unless told otherwise
+(`build_config`'s `preset=None`, i.e. "auto"); `--preset none` gives `PPOConfig`'s plain defaults,
+and `PPOConfig(...)` itself always has them.
 
 Every preset says where it starts from (`source`: the published configuration) and how it was
 tuned (`tuning`: the project's own sweep, with the command, or "not tuned yet"). `measured` is a
@@ -176,10 +181,48 @@ def get(name: str, **changes) -> PPOConfig:
     return preset.config.replace(**changes)
 
 
+AUTO = "auto"  # the environment's own preset, else its family's (build_config's default)
+NONE = "none"  # no preset: PPOConfig's defaults
+
+
+def resolve(preset: Optional[str], env_name: Optional[str] = None) -> Optional[str]:
+    """The name of the preset a run on `env_name` (None: PPOConfig's default environment) starts
+    from: `preset` itself when it names one; for None or "auto" the environment's own preset,
+    else its family's (the first of `presets_for`), else None (it has none); for "none", None."""
+    if preset is None or preset == AUTO:
+        found = presets_for(env_name if env_name is not None else PPOConfig().env_name)
+        return found[0] if found else None
+    return None if preset == NONE else preset
+
+
 def build_config(preset: Optional[str] = None, **changes) -> PPOConfig:
-    """The validated `PPOConfig` a run starts from: preset `preset`'s config (None: PPOConfig's
-    defaults) with `changes` (PPOConfig fields, e.g. `env_name`, `total_timesteps`) applied.
-    What `purejaxppo train --preset NAME --env ... --set ...` builds."""
-    config = get(preset, **changes) if preset is not None else PPOConfig(**changes)
+    """The validated `PPOConfig` a run starts from: the config of preset `resolve(preset,
+    env_name)` (None or "auto": the environment's own or family preset; "none", or an
+    environment without a preset: PPOConfig's defaults) with `changes` (PPOConfig fields, e.g.
+    `env_name`, `total_timesteps`) applied. What `purejaxppo train --preset NAME --env ... --set
+    ...` builds."""
+    name = resolve(preset, changes.get("env_name"))
+    config = get(name, **changes) if name is not None else PPOConfig(**changes)
     validate_config(config)
     return config
+
+
+def for_env(env_name: str, **changes) -> PPOConfig:
+    """The validated config `purejaxppo train --env ENV_NAME` starts from: `env_name`'s own
+    preset, else its family's, else PPOConfig's defaults, with `changes` applied."""
+    return build_config(AUTO, env_name=env_name, **changes)
+
+
+def describe_choice(preset: Optional[str], env_name: Optional[str] = None) -> str:
+    """One line saying which preset `build_config(preset, env_name=env_name)` starts from, e.g.
+    "using preset 'pendulum' (made for Pendulum-v1); --preset none for PPOConfig's defaults"."""
+    env = env_name if env_name is not None else PPOConfig().env_name
+    name = resolve(preset, env)
+    if name is None:
+        if preset == NONE:
+            return "using PPOConfig's defaults (--preset none)"
+        return f"using PPOConfig's defaults (no preset for {env}; `purejaxppo envs` lists them)"
+    kind = f"made for {env}" if PRESETS[name].envs == (env,) else f"the family preset for {env}"
+    if preset is not None and preset != AUTO:
+        kind = "given by --preset"
+    return f"using preset {name!r} ({kind}); --preset none for PPOConfig's defaults"

@@ -1,6 +1,6 @@
 """RLlib's PPO config vocabulary: `from_rllib(d) -> PPOConfig`, `to_rllib(config) -> dict`.
 
-`from_rllib(d, **overrides)` (also `PPOConfig.from_rllib`) reads a dict of RLlib PPO (or APPO
+`from_rllib(d, **overrides)` (also `purejaxppo.from_rllib`) reads a dict of RLlib PPO (or APPO
 without V-trace) config keys, as `ray.rllib.algorithms.ppo.PPOConfig().to_dict()` or a tuned
 example YAML writes them, and returns the validated `PPOConfig` that trains what RLlib would, as
 far as the two algorithms agree. The rules:
@@ -21,7 +21,9 @@ far as the two algorithms agree. The rules:
 * The result passes `validate_config`; an invalid value is reported with the RLlib key it came
   from.
 
-`TABLE` (key -> (our field, converter)); converters check types and name the key:
+`TABLE` (key -> converter); converters check types and name the key. Which field a key sets is
+written once, in the `rllib` column of the config's field table (`purejaxppo.config.FIELDS`):
+`FIELD_OF_KEY` and `MAPPED_FIELDS` are read from it.
 
 | RLlib key | purejaxppo field | how |
 |---|---|---|
@@ -99,13 +101,13 @@ always clips), a KL objective with `kl_adaptation` other than "rllib", `anneal_l
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import math
 import numbers
 from typing import Any, Callable, Optional
 
-from purejaxppo.config import ConfigError, PPOConfig, validate_config
+from purejaxppo.config import ACTIVATIONS, FIELD, FIELDS, ConfigError, PPOConfig, validate_config
+from purejaxppo.envs import available_envs
 
 NO_GRAD_CLIP = 1e10  # max_grad_norm standing for RLlib's grad_clip=None (no clipping)
 
@@ -246,8 +248,6 @@ def _only(*allowed, why: str = ""):
 
 
 def _env_name(key, value):
-    from purejaxppo.envs import available_envs
-
     names = available_envs()
     if not isinstance(value, str) or value not in names:
         close = difflib.get_close_matches(str(value), names, n=3)
@@ -308,8 +308,8 @@ def _hiddens(key, value):
 
 
 def _activation(key, value):
-    if value not in ("tanh", "relu"):
-        _fail(key, value, "purejaxppo's MLP activations are 'tanh' and 'relu'")
+    if value not in ACTIVATIONS:
+        _fail(key, value, f"purejaxppo's MLP activations are {', '.join(map(repr, ACTIVATIONS))}")
     return value
 
 
@@ -322,75 +322,77 @@ def _use_lstm(key, value):
 
 Converter = Callable[[str, Any], Any]
 
-# RLlib key -> (purejaxppo field, converter(key, value) -> the field's value). A field of None:
-# a value check only. The size keys (-> num_envs, num_steps, num_minibatches) are combined by
-# `_sizes`, the model dicts read by `_model` (MODEL_TABLE), and use_gae / lambda, vf_clip_param,
-# use_kl_loss / kl_coeff / kl_target combined in `from_rllib`.
-TABLE: dict[str, tuple[Optional[str], Optional[Converter]]] = {
-    "env": ("env_name", _env_name),
-    "gamma": ("gamma", _number),
-    "lr": ("learning_rate", _number),
-    "lambda": ("gae_lambda", _number),
-    "lambda_": ("gae_lambda", _number),
-    "use_gae": ("gae_lambda", _use_gae),
-    "clip_param": ("clip_eps", _number),
-    "vf_clip_param": ("vf_clip_eps", _vf_clip),
-    "vf_loss_coeff": ("vf_coef", _vf_coef),
-    "entropy_coeff": ("ent_coef", _number),
-    "use_kl_loss": ("policy_objective", _use_kl_loss),
-    "kl_coeff": ("kl_coef", _number),
-    "kl_target": ("kl_target", _number),
-    "grad_clip": ("max_grad_norm", _grad_clip),
-    "grad_clip_by": (None, _only("global_norm", why="max_grad_norm clips the global norm")),
-    "num_epochs": ("update_epochs", _count),
-    "num_sgd_iter": ("update_epochs", _count),
-    "train_batch_size": ("num_steps", _count),
-    "train_batch_size_per_learner": ("num_steps", _count_or_none),
-    "rollout_fragment_length": ("num_steps", _fragment),
-    "num_envs_per_env_runner": ("num_envs", _count),
-    "num_envs_per_worker": ("num_envs", _count),
-    "num_env_runners": ("num_envs", _count0),
-    "num_workers": ("num_envs", _count0),
-    "minibatch_size": ("num_minibatches", _count),
-    "sgd_minibatch_size": ("num_minibatches", _count),
-    "num_learners": ("num_minibatches", _count0),
-    "model": ("hidden_sizes", None),  # MODEL_TABLE
-    "model_config": ("hidden_sizes", None),  # MODEL_TABLE
-    "vf_share_layers": ("shared_trunk", _bool),
-    "observation_filter": ("normalize_obs", _obs_filter),
-    "use_critic": (None, _only(True, why="purejaxppo always learns a critic")),
-    "vtrace": (None, _only(False, why="no V-trace here: APPO without it is PPO with GAE")),
-    "shuffle_batch_per_epoch": (None, _only(True, why="minibatches are reshuffled every epoch")),
-    "shuffle_sequences": (None, _only(True, why="minibatches are reshuffled every epoch")),
-    "batch_mode": (None, _only("truncate_episodes", why="rollouts have a fixed length")),
-    "lr_schedule": (None, _only(None, why="the lr is constant (or linearly annealed to 0 with "
-                                          "the anneal_lr override)")),
-    "entropy_coeff_schedule": (None, _only(None, why="ent_coef is constant")),
-    "env_config": (None, _env_config),
-    "clip_rewards": (None, _only(None, False, why="rewards are never clipped")),
+# RLlib key -> converter(key, value) -> the value of the field the key sets (`FIELD_OF_KEY`), or
+# None for the model dicts (read by `_model` through MODEL_TABLE). A key that sets no field is a
+# value check only. The size keys (-> num_envs, num_steps, num_minibatches) are combined by
+# `_sizes`, and use_gae / lambda, vf_clip_param, use_kl_loss / kl_coeff / kl_target in
+# `from_rllib`. Old spellings (ALIASES) are accepted and read as the key they stand for.
+TABLE: dict[str, Optional[Converter]] = {
+    "env": _env_name,
+    "gamma": _number,
+    "lr": _number,
+    "lambda": _number,
+    "lambda_": _number,
+    "use_gae": _use_gae,
+    "clip_param": _number,
+    "vf_clip_param": _vf_clip,
+    "vf_loss_coeff": _vf_coef,
+    "entropy_coeff": _number,
+    "use_kl_loss": _use_kl_loss,
+    "kl_coeff": _number,
+    "kl_target": _number,
+    "grad_clip": _grad_clip,
+    "grad_clip_by": _only("global_norm", why="max_grad_norm clips the global norm"),
+    "num_epochs": _count,
+    "num_sgd_iter": _count,
+    "train_batch_size": _count,
+    "train_batch_size_per_learner": _count_or_none,
+    "rollout_fragment_length": _fragment,
+    "num_envs_per_env_runner": _count,
+    "num_envs_per_worker": _count,
+    "num_env_runners": _count0,
+    "num_workers": _count0,
+    "minibatch_size": _count,
+    "sgd_minibatch_size": _count,
+    "num_learners": _count0,
+    "model": None,  # MODEL_TABLE
+    "model_config": None,  # MODEL_TABLE
+    "vf_share_layers": _bool,
+    "observation_filter": _obs_filter,
+    "use_critic": _only(True, why="purejaxppo always learns a critic"),
+    "vtrace": _only(False, why="no V-trace here: APPO without it is PPO with GAE"),
+    "shuffle_batch_per_epoch": _only(True, why="minibatches are reshuffled every epoch"),
+    "shuffle_sequences": _only(True, why="minibatches are reshuffled every epoch"),
+    "batch_mode": _only("truncate_episodes", why="rollouts have a fixed length"),
+    "lr_schedule": _only(None, why="the lr is constant (or linearly annealed to 0 with the "
+                                   "anneal_lr override)"),
+    "entropy_coeff_schedule": _only(None, why="ent_coef is constant"),
+    "env_config": _env_config,
+    "clip_rewards": _only(None, False, why="rewards are never clipped"),
 }
 
-MODEL_TABLE: dict[str, tuple[Optional[str], Converter]] = {
-    "fcnet_hiddens": ("hidden_sizes", _hiddens),
-    "fcnet_activation": ("activation", _activation),
-    "vf_share_layers": ("shared_trunk", _bool),
-    "use_lstm": ("gru_size", _use_lstm),
-    "free_log_std": (None, _only(True, why="the Gaussian's log-std is a free parameter, not a "
-                                           "network output")),
-    "conv_activation": (None, _only("relu", why="the CNN's activation is ReLU")),
+# Keys of RLlib's `model` / `model_config` dict -> converter (the field: FIELD_OF_KEY["model.x"]).
+MODEL_TABLE: dict[str, Converter] = {
+    "fcnet_hiddens": _hiddens,
+    "fcnet_activation": _activation,
+    "vf_share_layers": _bool,
+    "use_lstm": _use_lstm,
+    "free_log_std": _only(True, why="the Gaussian's log-std is a free parameter, not a network "
+                                    "output"),
+    "conv_activation": _only("relu", why="the CNN's activation is ReLU"),
 }
+
+# The field each RLlib key sets, from the config table's `rllib` column (the first field that
+# names the key: use_kl_loss -> policy_objective, vf_clip_param -> vf_clip_eps).
+FIELD_OF_KEY: dict[str, str] = {key: f.name for f in reversed(FIELDS) for key in f.rllib}
 
 # What from_rllib implies without a key (RLlib has no such switch, or has it fixed).
 IMPLIED = {"anneal_lr": False, "target_kl": 0.0, "normalize_advantages": True, "gru_size": 0}
 
-MAPPED_FIELDS: tuple[str, ...] = (
-    "env_name", "gamma", "learning_rate", "gae_lambda", "clip_eps", "vf_clip_eps", "clip_value",
-    "vf_coef", "ent_coef", "policy_objective", "kl_adaptation", "kl_coef", "kl_target",
-    "max_grad_norm", "update_epochs", "num_envs", "num_steps", "num_minibatches", "hidden_sizes",
-    "activation", "shared_trunk", "gru_size", "normalize_obs", "anneal_lr", "target_kl",
-    "normalize_advantages")
-UNMAPPED_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(PPOConfig)
-                                         if f.name not in MAPPED_FIELDS)
+# Fields from_rllib sets (from a key, or implied) and those it leaves to purejaxppo's defaults
+# or the overrides; to_rllib(c) -> from_rllib gives back every MAPPED_FIELDS value.
+MAPPED_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.rllib or f.name in IMPLIED)
+UNMAPPED_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.name not in MAPPED_FIELDS)
 
 
 def accepted_keys() -> tuple[str, ...]:
@@ -444,8 +446,8 @@ def _model(model, key: str, top_share) -> tuple[dict, dict]:
         merged["vf_share_layers"], names["vf_share_layers"] = top_share, "vf_share_layers"
     changes, sources = {}, {}
     for sub, value in merged.items():
-        field, convert = MODEL_TABLE[sub]
-        result = convert(names[sub], value)
+        field = FIELD_OF_KEY.get(f"model.{sub}")
+        result = MODEL_TABLE[sub](names[sub], value)
         if field is not None and result is not SKIP:
             changes[field], sources[field] = result, f"{names[sub]}={value!r}"
     return changes, sources
@@ -509,8 +511,7 @@ def from_rllib(d: dict, **overrides) -> PPOConfig:
     if not isinstance(d, dict):
         raise ConfigError(f"from_rllib: expected a dict of RLlib config keys, got "
                           f"{type(d).__name__}")
-    fields = {f.name for f in dataclasses.fields(PPOConfig)}
-    bad = [k for k in overrides if k not in fields]
+    bad = [k for k in overrides if k not in FIELD]
     if bad:
         raise ConfigError(f"from_rllib: overrides {', '.join(bad)} are not PPOConfig fields "
                           f"(overrides use purejaxppo names; RLlib keys go in the dict)")
@@ -523,8 +524,8 @@ def from_rllib(d: dict, **overrides) -> PPOConfig:
                           + "; accepted and ignored (infrastructure): " + ", ".join(IGNORED))
     user, given = _canonical(d)
     merged = {**RLLIB_PPO_DEFAULTS, **user}
-    converted = {key: TABLE[key][1](given.get(key, key), value)
-                 for key, value in merged.items() if TABLE[key][1] is not None}
+    converted = {key: TABLE[key](given.get(key, key), value)
+                 for key, value in merged.items() if TABLE[key] is not None}
 
     def source(key):
         return f"{given.get(key, key)}={merged[key]!r}"
@@ -532,7 +533,7 @@ def from_rllib(d: dict, **overrides) -> PPOConfig:
     changes, sources = _model(user.get("model"), given.get("model", "model"),
                               d.get("vf_share_layers"))
     for key, result in converted.items():
-        field = TABLE[key][0]
+        field = FIELD_OF_KEY.get(key)
         if field is None or result is SKIP or key in _SIZE_KEYS or key in _COMBINED:
             continue
         changes[field], sources[field] = result, source(key)
@@ -558,7 +559,7 @@ def from_rllib(d: dict, **overrides) -> PPOConfig:
         changes["kl_adaptation"] = "rllib"
     for key in ("kl_coeff", "kl_target"):
         if kl_on or converted[key] > 0:  # unused and <= 0: leave our (valid) default
-            field = TABLE[key][0]
+            field = FIELD_OF_KEY[key]
             changes[field], sources[field] = converted[key], source(key)
     changes.update(IMPLIED)
     changes.update(_sizes({k: converted[k] for k in _SIZE_KEYS}, given, overrides))

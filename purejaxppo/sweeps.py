@@ -27,7 +27,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from purejaxppo.config import HPARAM_FIELDS, ConfigError, HParams, PPOConfig, validate_hparams
+from purejaxppo.config import (HPARAM_FIELDS, ConfigError, HParams, PPOConfig, check_hparam_name,
+                               validate_hparams)
 from purejaxppo.fast_paths import compiler_options
 from purejaxppo.metrics import Metrics, final_return
 from purejaxppo.parallel import (  # noqa: F401  (run_mesh etc. re-exported for callers)
@@ -68,18 +69,6 @@ class SweepRow(NamedTuple):
 # ----------------------------------------------------------------------------- hyperparameters
 
 
-def _check_fields(names: Sequence[str], where: str) -> None:
-    """ConfigError naming the first name that is not an `HParams` field, listing the valid ones."""
-    for name in names:
-        if name in HPARAM_FIELDS:
-            continue
-        static = name in {f.name for f in dataclasses.fields(PPOConfig)}
-        hint = (f" ({name} is a static PPOConfig field, it shapes the compiled program: make one "
-                f"config per value instead)" if static else "")
-        raise ConfigError(f"{where}: unknown hyperparameter {name!r}{hint}. "
-                          f"Valid names: {', '.join(HPARAM_FIELDS)}")
-
-
 def _as_values(name: str, values) -> list[float]:
     """A value or a list of values of field `name` as a list of floats (ConfigError names it)."""
     try:
@@ -105,7 +94,8 @@ def hparam_grid(config: PPOConfig, **values) -> HParams:
     `ConfigError` naming it and listing the valid ones; an invalid value (e.g. a negative
     learning rate) raises `ConfigError` naming the field.
     """
-    _check_fields(list(values), "hparam_grid")
+    for name in values:
+        check_hparam_name(name, "hparam_grid")
     axes = {name: _as_values(name, v) for name, v in values.items()}
     base = dataclasses.asdict(config.hparams())
     for name, vals in axes.items():

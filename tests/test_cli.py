@@ -43,10 +43,10 @@ def test_parse_override(text, expected):
 
 def test_train_continuous_env_with_normalisation_and_squashing(tmp_path, capsys):
     out = tmp_path / "pendulum.json"
-    code = main(["train", "--env", "Pendulum-v1", "--num-seeds", "2", "--total-timesteps", "1600",
-                 "--set", "num_steps=200", "--set", "normalize_obs=true", "--set",
-                 "normalize_reward=true", "--set", "action_bounds=squash", "--no-progress",
-                 "--json", str(out)])
+    code = main(["train", "--env", "Pendulum-v1", "--preset", "none", "--num-seeds", "2",
+                 "--total-timesteps", "1600", "--set", "num_steps=200", "--set",
+                 "normalize_obs=true", "--set", "normalize_reward=true", "--set",
+                 "action_bounds=squash", "--no-progress", "--json", str(out)])
     assert code == 0, capsys.readouterr().err
     summary = json.loads(out.read_text())
     assert summary["config"]["action_bounds"] == "squash" and summary["config"]["normalize_obs"]

@@ -210,7 +210,7 @@ def _gru(**kw):
 def test_gru_reset_makes_one_sequence_equal_two_separate_ones(shared):
     """A done in the middle of a sequence (reset before step 3 of env 0) gives exactly what
     running steps 0-2 from the stored carry and steps 3-5 from the initial carry gives."""
-    network = _gru(shared_torso=shared)
+    network = _gru(shared_trunk=shared)
     params = init_params(network, jax.random.key(0), (3,))
     obs = jax.random.normal(jax.random.key(1), (6, 2, 3))
     carry = jax.random.normal(jax.random.key(2), (2, initial_carry(network, 2).shape[1]))

@@ -1,15 +1,20 @@
-"""RLlib's PPO config vocabulary: `PPOConfig.from_rllib` and `to_rllib` (purejaxppo/rllib.py)."""
+"""RLlib's PPO config vocabulary: `from_rllib` and `to_rllib` (purejaxppo/rllib.py)."""
 
 import dataclasses
 import math
 import random
 
+import subprocess
+import sys
+
 import pytest
 
 import purejaxppo
 from purejaxppo import ConfigError, PPOConfig
-from purejaxppo.rllib import (ALIASES, MAPPED_FIELDS, NO_GRAD_CLIP, RLLIB_PPO_DEFAULTS,
-                              UNMAPPED_FIELDS, from_rllib, to_rllib)
+from purejaxppo.config import FIELDS
+from purejaxppo.rllib import (ALIASES, FIELD_OF_KEY, IMPLIED, MAPPED_FIELDS, MODEL_TABLE,
+                              NO_GRAD_CLIP, RLLIB_PPO_DEFAULTS, TABLE, UNMAPPED_FIELDS, from_rllib,
+                              to_rllib)
 
 # RLlib's PPO defaults, written out here (ray.rllib.algorithms.ppo.PPOConfig; gamma and the
 # env-runner settings from AlgorithmConfig, num_env_runners=2 from PPOConfig itself).
@@ -132,14 +137,18 @@ def test_overrides_use_our_names_and_win():
                         num_envs=8)
     assert config.total_timesteps == 10_240 and config.learning_rate == 5e-4
     assert (config.num_envs, config.num_steps) == (8, 64)  # 512 transitions over 8 envs
-    assert PPOConfig.from_rllib(BASE, num_steps=32).batch_size == 128
+    assert from_rllib(BASE, num_steps=32).batch_size == 128
+    assert PPOConfig.from_rllib(BASE, num_steps=32) == from_rllib(BASE, num_steps=32)  # delegates
     with pytest.raises(ConfigError, match="lr_rate"):
         from_rllib(BASE, lr_rate=1e-3)
 
 
-def test_classmethod_and_package_exports():
-    assert PPOConfig.from_rllib(BASE, gamma=0.9) == from_rllib(BASE, gamma=0.9)
+def test_package_exports_and_config_does_not_import_rllib():
     assert purejaxppo.from_rllib is from_rllib and purejaxppo.to_rllib is to_rllib
+    # config is below the vocabularies: loading it loads no rllib (PPOConfig.from_rllib imports
+    # it when called)
+    code = "import sys, purejaxppo.config; assert 'purejaxppo.rllib' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 ROUND_TRIP = [
@@ -177,6 +186,20 @@ def test_round_trip_is_exact_for_the_rescaled_values():
 def test_mapped_and_unmapped_fields_cover_the_config():
     fields = [f.name for f in dataclasses.fields(PPOConfig)]
     assert sorted(MAPPED_FIELDS + UNMAPPED_FIELDS) == sorted(fields)
+
+
+def test_the_field_tables_rllib_column_names_keys_from_rllib_reads():
+    """Each RLlib key in the config's field table is one from_rllib accepts under its current
+    name (a top-level key of TABLE, or "model.x" for a key of MODEL_TABLE); the mapped fields are
+    exactly the fields with a key or an implied value."""
+    for field in FIELDS:
+        for key in field.rllib:
+            top, _, sub = key.partition(".")
+            assert (sub in MODEL_TABLE and top == "model") if sub else key in TABLE, key
+            assert key not in ALIASES, key
+    assert set(MAPPED_FIELDS) == {f.name for f in FIELDS if f.rllib} | set(IMPLIED)
+    assert FIELD_OF_KEY["lr"] == "learning_rate" and FIELD_OF_KEY["use_kl_loss"] == \
+        "policy_objective" and FIELD_OF_KEY["model.fcnet_hiddens"] == "hidden_sizes"
 
 
 @pytest.mark.parametrize("changes, field", [

@@ -148,3 +148,96 @@ def test_numpy_integers_and_floats_are_accepted_and_stored_as_python_scalars():
         validate_config(PPOConfig(num_envs=np.float64(4.0)))  # a float is still not an integer
     with pytest.raises(ConfigError, match="PPOConfig.num_envs: must be a positive integer"):
         validate_config(PPOConfig(num_envs=np.bool_(True)))
+
+
+# ----------------------------------------------------------------------------- the field table
+
+
+def test_the_field_table_drives_the_config_hparams_and_names():
+    """One row per PPOConfig field, in order; HParams are exactly the traced rows, in order; a
+    config's hparams() take the traced rows' defaults."""
+    from purejaxppo.config import FIELD, FIELDS, HPARAM_FIELDS, STATIC_FIELDS
+
+    assert [f.name for f in FIELDS] == [f.name for f in dataclasses.fields(PPOConfig)]
+    assert [f.default for f in FIELDS] == list(dataclasses.astuple(PPOConfig()))
+    assert HPARAM_FIELDS == tuple(f.name for f in dataclasses.fields(HParams))
+    assert HPARAM_FIELDS == tuple(f.name for f in FIELDS if f.traced)
+    assert set(STATIC_FIELDS) | set(HPARAM_FIELDS) == set(FIELD)
+    assert not set(STATIC_FIELDS) & set(HPARAM_FIELDS)
+    assert dataclasses.asdict(PPOConfig().hparams()) == {n: FIELD[n].default for n in HPARAM_FIELDS}
+    for f in FIELDS:
+        assert f.help and f.check.describe(), f.name
+        validate_config(PPOConfig())  # every default is valid under its own check
+        if not f.traced:
+            assert f.check.ok(f.default), f.name
+
+
+def test_each_rows_check_rejects_with_the_rows_words():
+    """For each field, a value outside its row's check fails validation with the row's words."""
+    from purejaxppo.config import FIELDS
+
+    bad = {str: 7, int: -1, float: float("nan"), bool: "yes"}
+    for f in FIELDS:
+        value = () if isinstance(f.default, tuple) else bad[type(f.default)]
+        with pytest.raises(ConfigError, match=f"PPOConfig.{f.name}: must be ") as err:
+            validate_config(PPOConfig(**{**TINY, f.name: value}))
+        assert f.check.describe() in str(err.value) or "must be a number" in str(err.value)
+
+
+def test_a_field_declared_without_its_row_is_an_error():
+    from purejaxppo.config import table_row
+
+    @dataclasses.dataclass(frozen=True)
+    class Bare:
+        x: int = 3
+
+    with pytest.raises(ConfigError, match=r"PPOConfig.x: declared without config.setting"):
+        table_row(dataclasses.fields(Bare)[0])
+
+
+def test_field_help_lists_every_field_and_the_cli_shows_it(capsys):
+    from purejaxppo.config import FIELDS, field_help
+
+    text = field_help()
+    for f in FIELDS:
+        assert f"\n  {f.name} (" in text, f.name
+    assert "learning_rate (float, traced) = 0.00025; valid: > 0" in text
+    assert "hidden_sizes (tuple[int, ...], static) = 64,64" in text
+    assert "activation (str, static) = tanh; valid: one of ('tanh', 'relu')" in text
+    assert "(RLlib: lr)" in text
+    with pytest.raises(SystemExit):
+        cli_main(["train", "--help"])
+    assert "num_minibatches (int, static) = 4" in capsys.readouterr().out
+
+
+def test_static_field_hint_and_parse_override_come_from_the_table():
+    from purejaxppo.config import check_hparam_name, parse_override
+
+    check_hparam_name("gamma", "here")
+    with pytest.raises(ConfigError, match=r"here: unknown hyperparameter 'num_envs' \(num_envs "
+                                          r"is a static PPOConfig field"):
+        check_hparam_name("num_envs", "here")
+    with pytest.raises(ConfigError, match=r"here: unknown hyperparameter 'lr'\. Valid names: "
+                                          r"learning_rate, gamma"):
+        check_hparam_name("lr", "here")
+    assert parse_override("gru_size=16") == ("gru_size", 16)
+    assert parse_override("shared_trunk=1") == ("shared_trunk", True)
+    assert parse_override("env_name=Acrobot-v1") == ("env_name", "Acrobot-v1")
+    with pytest.raises(ConfigError, match=r"PPOConfig.num_envs: cannot parse 'x' as int"):
+        parse_override("num_envs=x")
+
+
+def test_activation_names_are_the_networks_and_rllibs():
+    """config.ACTIVATIONS is the one list: networks look the names up in flax, rllib accepts
+    exactly them."""
+    import flax.linen as nn
+
+    from purejaxppo.config import ACTIVATIONS, FIELD
+    from purejaxppo.rllib import from_rllib
+
+    assert FIELD["activation"].check.choices is ACTIVATIONS
+    for name in ACTIVATIONS:
+        assert callable(getattr(nn, name))
+        base = {"train_batch_size": 512, "minibatch_size": 128, "num_env_runners": 0,
+                "num_envs_per_env_runner": 4}
+        assert from_rllib({**base, "model": {"fcnet_activation": name}}).activation == name

@@ -40,7 +40,7 @@ LOCK = ".lock"
 OWN_FILES = ("checkpoints", "config.json", "run.json", "metrics.jsonl", "metrics.csv",
              "eval.jsonl", "events.*", "learning_curve*.png", "metrics.jsonl.tmp",
              "metrics.csv.tmp", LOCK)
-# Orbax writes a checkpoint's arrays into `<name>.orbax-checkpoint-tmp-<n>` and renames it when done.
+# Orbax writes a checkpoint's arrays into `<name>.orbax-checkpoint-tmp-<n>`, renamed when done.
 ORBAX_TMP = ".orbax-checkpoint-tmp"
 
 
@@ -92,7 +92,8 @@ def _lock_message(run_dir, owner: dict) -> str:
         stale = f" Process {pid} is not running on this host: the lock is stale (a killed run)."
     return (f"{run_dir}: the run directory is locked by {who}; one writer per run directory.{stale}"
             f" If no process writes there any more, break the lock with "
-            f"purejaxppo.rundir.break_lock({str(run_dir)!r}) or delete {pathlib.Path(run_dir) / LOCK}")
+            f"purejaxppo.rundir.break_lock({str(run_dir)!r}) or delete "
+            f"{pathlib.Path(run_dir) / LOCK}")
 
 
 class RunLock:
@@ -347,7 +348,8 @@ def estimate_run_bytes(trainer, num_runs: int, num_devices: int) -> dict:
       state's observation and, with `normalize_obs`, the normalised one; action; distribution
       parameters; GRU state; ~10 float32/bool scalars), plus the shuffle's indices;
     update: the larger of the bootstrap forward pass over the whole batch and a minibatch's
-      forward + backward (2 x activations: kept, and their gradients), plus gradients and optimizer temporaries (3 x params).
+      forward + backward (2 x activations: kept, and their gradients), plus gradients and
+      optimizer temporaries (3 x params).
 
     Returns those, `per_run` (their sum), `runs_per_device` (`ceil(num_runs / num_devices)`) and
     `per_device` (`per_run x runs_per_device`)."""

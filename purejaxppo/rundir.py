@@ -3,12 +3,14 @@ checked before anything is compiled, leftovers of a killed write cleaned.
 
 What a training run does with its directory, in this order (all before compiling):
 
-    lock = RunLock.acquire(run_dir)          # one writer: run_dir/.lock holds pid, host, start
-    prepare_new_run_dir(run_dir, overwrite)  # a new run only: refuses a directory it would spoil
-    clean_stale_temp(run_dir)                # a resumed run: temporary files of a killed write
-    check_fits(trainer, num_runs, num_devices)   # the train state + rollout fit the device
-    ...                                      # train, log, checkpoint
-    lock.release()                           # or `with RunLock.acquire(run_dir): ...`
+    lock = RunLock.acquire(run_dir, create=new)  # one writer: run_dir/.lock (pid, host, start)
+    if new:
+        prepare_new_run_dir(run_dir, overwrite)  # refuses a directory it would spoil
+    else:
+        clean_stale_temp(run_dir)                # leftovers of a killed checkpoint write
+    check_fits(trainer, num_runs, num_devices)   # train state + rollout fit the device memory
+    ...                                          # train, log, checkpoint
+    lock.release()                               # or `with RunLock.acquire(...) as lock:`
 
 A lock left by a process that was killed (`kill -9`, a crash of the machine) stays until broken:
 `purejaxppo.rundir.break_lock(run_dir)`, or delete `run_dir/.lock`, once no process writes there.
@@ -107,11 +109,16 @@ class RunLock:
         self.held = True
 
     @classmethod
-    def acquire(cls, run_dir) -> "RunLock":
-        """Lock `run_dir` (created, with its parents, if missing). RunDirError naming the owner's
-        pid and host when it is locked already, or when the directory cannot be written."""
+    def acquire(cls, run_dir, create: bool = False) -> "RunLock":
+        """Lock `run_dir` (with `create`, made with its parents if missing: a new run). RunDirError
+        naming the owner's pid and host when it is locked already, when it does not exist (without
+        `create`), or when it cannot be written."""
         run_dir = pathlib.Path(run_dir)
-        _make_dir(run_dir)
+        if create:
+            _make_dir(run_dir)
+        elif not run_dir.is_dir():
+            what = "is not a directory" if run_dir.exists() else "no such run directory"
+            raise RunDirError(f"{run_dir}: {what}")
         owner = {"pid": os.getpid(), "host": socket.gethostname(),
                  "started": datetime.datetime.now(datetime.timezone.utc).isoformat(
                      timespec="seconds"),

@@ -39,7 +39,9 @@ def dead_pid() -> int:
 
 def test_a_second_writer_is_refused_naming_the_owner(tmp_path):
     run = tmp_path / "run"
-    with RunLock.acquire(run) as lock:
+    with pytest.raises(RunDirError, match="no such run directory"):
+        RunLock.acquire(run)
+    with RunLock.acquire(run, create=True) as lock:
         owner = json.loads((run / LOCK).read_text())
         assert owner["pid"] == os.getpid() and owner["host"] == socket.gethostname()
         with pytest.raises(RunDirError, match=f"locked by process {os.getpid()} on "
@@ -111,8 +113,9 @@ def test_a_file_is_not_a_run_dir(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(RunDirError, match="exists and is not a directory"):
         prepare_new_run_dir(tmp_path / "f")
-    with pytest.raises(RunDirError, match="not a directory"):
-        RunLock.acquire(tmp_path / "f")
+    for create in (False, True):
+        with pytest.raises(RunDirError, match="is not a directory"):
+            RunLock.acquire(tmp_path / "f", create=create)
 
 
 @pytest.mark.parametrize("overwrite", [False, True])
@@ -158,7 +161,7 @@ def test_overwrite_waits_for_no_other_writer(tmp_path):
 
 
 def test_a_run_dir_holding_its_own_lock_is_prepared(tmp_path):
-    with RunLock.acquire(tmp_path / "run"):
+    with RunLock.acquire(tmp_path / "run", create=True):
         prepare_new_run_dir(tmp_path / "run")
         assert os.listdir(tmp_path / "run") == [LOCK]
 
@@ -167,7 +170,7 @@ def test_an_unwritable_place_is_refused_before_any_work():
     with pytest.raises(RunDirError, match="/proc/foo: cannot create the run directory"):
         prepare_new_run_dir("/proc/foo")
     with pytest.raises(RunDirError, match="/proc/foo"):
-        RunLock.acquire("/proc/foo")
+        RunLock.acquire("/proc/foo", create=True)
 
 
 # ----------------------------------------------------------------------------- output paths

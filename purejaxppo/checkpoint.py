@@ -114,14 +114,73 @@ def save_checkpoint(run_dir, state, meta: dict, *, keep: int = 3) -> pathlib.Pat
     return path
 
 
+# Keys every checkpoint's meta.json holds, with the smallest value each may take.
+REQUIRED_META = {"update": 0, "num_runs": 1, "num_seeds": 1, "seed": None}
+
+
 def read_meta(path) -> dict:
+    """The `meta.json` of the checkpoint directory `path`. CheckpointError naming the file when it
+    is missing, unreadable, not a JSON object, or when a key of `REQUIRED_META` is missing or not
+    an integer in range (`update` >= 0, `num_runs` >= 1, `num_seeds` >= 1, `seed`), or when
+    `grid` (settings) x `num_seeds` is not `num_runs`."""
     file = pathlib.Path(path) / META
     try:
-        return json.loads(file.read_text())
+        meta = json.loads(file.read_text())
     except FileNotFoundError:
         raise CheckpointError(f"{file}: missing (not a complete checkpoint)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{file}: corrupt or truncated ({err})") from None
+    except OSError as err:
+        raise CheckpointError(f"{file}: cannot be read ({err.strerror or err})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{file}: expected a JSON object, found {type(meta).__name__}")
+    for key, least in REQUIRED_META.items():
+        value = meta.get(key)
+        if key not in meta or isinstance(value, bool) or not isinstance(value, int):
+            found = "missing" if key not in meta else f"{value!r}"
+            raise CheckpointError(f"{file}: {key!r} must be an integer, found {found}")
+        if least is not None and value < least:
+            raise CheckpointError(f"{file}: {key!r} must be >= {least}, found {value}")
+    grid = meta.get("grid")
+    if isinstance(grid, list) and len(grid) * meta["num_seeds"] != meta["num_runs"]:
+        raise CheckpointError(f"{file}: 'num_runs' {meta['num_runs']} is not the {len(grid)} "
+                              f"settings of 'grid' x {meta['num_seeds']} seeds")
+    return meta
+
+
+def check_arrays_present(path, meta: dict) -> None:
+    """CheckpointError unless the checkpoint at `path` holds orbax's record of one array per leaf
+    of `meta["leaves"]` (`state/_METADATA`; a write cut short leaves none). The array bytes
+    themselves are read (and checked) by `load_checkpoint`."""
+    file = pathlib.Path(path) / "state" / "_METADATA"
+    try:
+        saved = json.loads(file.read_text()).get("tree_metadata", {})
+    except FileNotFoundError:
+        raise CheckpointError(f"{file}: missing (the arrays were not written)") from None
+    except (OSError, ValueError, AttributeError) as err:
+        raise CheckpointError(f"{file}: corrupt or truncated ({type(err).__name__})") from None
+    leaves = meta.get("leaves")
+    if not isinstance(leaves, list) or len(saved) != len(leaves):
+        count = len(leaves) if isinstance(leaves, list) else "no"
+        raise CheckpointError(f"{file}: holds {len(saved)} arrays, {META} lists {count} leaves")
+
+
+def latest_intact_checkpoint(run_dir) -> tuple[pathlib.Path, list[tuple[pathlib.Path, str]]]:
+    """`(path, skipped)`: the newest checkpoint in `run_dir` whose `meta.json` reads
+    (`read_meta`) and whose arrays are present (`check_arrays_present`), and the newer ones passed
+    over as `(path, reason)`, newest first. CheckpointError when no checkpoint is intact (naming
+    why each was skipped)."""
+    newest = latest_checkpoint(run_dir)  # CheckpointError: no run directory, no checkpoint
+    skipped = []
+    for path in reversed(list_checkpoints(newest.parent.parent)):
+        try:
+            check_arrays_present(path, read_meta(path))
+        except CheckpointError as err:
+            skipped.append((path, str(err)))
+            continue
+        return path, skipped
+    reasons = "; ".join(reason for _, reason in skipped)
+    raise CheckpointError(f"{run_dir}: no intact checkpoint ({reasons})")
 
 
 def load_checkpoint(path, abstract_state, num_runs: int):

@@ -145,7 +145,8 @@ def make_env(env_name: str, env=None, env_params=None) -> EnvSpec:
 
 def check_config_for_env(config: PPOConfig, spec: EnvSpec) -> None:
     """The checks that need both: ConfigError naming the field when `config` does not fit `spec`
-    (the torso is checked by `networks.network_kind`)."""
+    (the torso is checked by `networks.network_kind`, the conv stack by `check_conv_stack`)."""
+    check_conv_stack(config, spec)
     space = spec.action_space
     if config.action_bounds == "squash":
         if space.discrete:
@@ -161,3 +162,28 @@ def check_config_for_env(config: PPOConfig, spec: EnvSpec) -> None:
         raise ConfigError(f"PPOConfig.normalize_obs: {config.env_name!r} has Discrete "
                           f"observations ({spec.obs_categories} categories, one-hot encoded); "
                           f"running mean/variance normalisation does not apply. Set it False")
+
+
+def check_conv_stack(config: PPOConfig, spec: EnvSpec) -> None:
+    """ConfigError naming `conv_channels` when the CNN torso (if `config` gets one on `spec`)
+    shrinks the observation to nothing: each layer's output shape is what the network's own conv
+    layer (`networks.Conv3x3`) gives, by abstract evaluation (nothing is computed)."""
+    from purejaxppo.networks import Conv3x3, network_kind  # networks imports this module
+
+    if network_kind(config, spec) != "cnn":
+        return
+    shape = (1, *spec.obs_shape, *(() if len(spec.obs_shape) == 3 else (1,)))
+    for i, channels in enumerate(config.conv_channels):
+        x = jax.ShapeDtypeStruct(shape, jnp.float32)
+        try:
+            out = jax.eval_shape(Conv3x3(channels).init_with_output, jax.random.key(0), x)[0]
+        except (ValueError, TypeError):
+            out = None
+        if out is None or min(out.shape[1:3]) < 1:
+            raise ConfigError(
+                f"PPOConfig.conv_channels: {config.conv_channels} is {len(config.conv_channels)} "
+                f"conv layers, too many for {config.env_name}'s observations of shape "
+                f"{spec.obs_shape}: layer {i + 1} gets a {shape[1]}x{shape[2]} map, which its "
+                f"3x3 kernel (stride 1, no padding: networks.Conv3x3) cannot take. Use at most "
+                f"{i} layers")
+        shape = out.shape

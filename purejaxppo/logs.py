@@ -19,12 +19,17 @@ Resuming from a checkpoint that holds `k` updates: `MetricsLog(run_dir, ..., res
 drops the rows of updates >= k that were logged after that checkpoint was written, so the resumed
 run appends from update k without duplicates.
 
-This module does not import jax; matplotlib and tensorboardX are imported only when used.
+A checkpoint records the log it saw (`log_fingerprint`: rows and a digest); `check_metrics_log`
+checks a log against a checkpoint before a resume and raises `LogError` naming the file and the
+first bad line (missing, truncated, garbage, rows out of order, different content).
+
+matplotlib and tensorboardX are imported only when used.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -34,7 +39,14 @@ from pathlib import Path
 
 import numpy as np
 
+from purejaxppo.config import ConfigError
+
 FORMATS = ("jsonl", "csv")
+
+
+class LogError(ConfigError):
+    """A metrics log is missing, damaged, or not the one a checkpoint was saved with."""
+
 INDEX_COLUMNS = ("run", "update", "env_steps")
 
 # TensorBoard tags (CleanRL's namespaces); a field not listed here is logged as `charts/<field>`.
@@ -212,30 +224,40 @@ def _csv_value(cell: str):
         return float(cell)
 
 
-def _parse(text: str, fmt: str, path) -> tuple[list[dict], list[str]]:
-    """Log text -> (rows as dicts of int / float / None, column names in file order)."""
+def numbered_rows(text: str, fmt: str, path):
+    """Yield `(line number, row)` for each row of log text (rows as dicts of int / float / None;
+    a CSV's header is line 1). LogError naming `path:line` for a line that is not a row: not
+    JSON, not a JSON object, a wrong number of CSV cells, or a value that is not a number."""
     if fmt == "jsonl":
-        rows, columns = [], []
         for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: not valid JSON ({err})") from None
-            if not columns:
-                columns = list(row)
-            rows.append(row)
-        return rows, columns
+                raise LogError(f"{path}:{number}: not valid JSON ({err})") from None
+            if not isinstance(row, dict):
+                raise LogError(f"{path}:{number}: not a JSON object")
+            yield number, row
+        return
     reader = csv.reader(io.StringIO(text))
     columns = next(reader, [])
-    rows = []
     for number, cells in enumerate(reader, 2):
         if len(cells) != len(columns):
-            raise ValueError(f"{path}:{number}: {len(cells)} cells, the header has "
-                             f"{len(columns)}")
-        rows.append({c: _csv_value(v) for c, v in zip(columns, cells)})
-    return rows, columns
+            raise LogError(f"{path}:{number}: {len(cells)} cells, the header has "
+                           f"{len(columns)}")
+        try:
+            yield number, {c: _csv_value(v) for c, v in zip(columns, cells)}
+        except ValueError:
+            raise LogError(f"{path}:{number}: a cell is not a number") from None
+
+
+def _parse(text: str, fmt: str, path) -> tuple[list[dict], list[str]]:
+    """Log text -> (rows as dicts of int / float / None, column names in file order)."""
+    rows = [row for _, row in numbered_rows(text, fmt, path)]
+    if fmt == "jsonl":
+        return rows, list(rows[0]) if rows else []
+    return rows, next(csv.reader(io.StringIO(text)), [])
 
 
 def _to_arrays(rows: list[dict], path) -> dict[str, np.ndarray]:
@@ -286,18 +308,121 @@ def read_metrics(run_dir, fmt: str | None = None) -> dict[str, np.ndarray]:
     float64, or int64 for a field holding only integers, e.g. num_episodes), plus
     `"env_steps"` and `"update"` `(num_updates,)` and `"run"` `(num_runs,)`, updates sorted.
     Raises ValueError unless there is exactly one row per (run, update)."""
-    if fmt is None:
-        found = [f for f in FORMATS if log_path(run_dir, f).exists()]
-        if not found:
-            raise FileNotFoundError(f"{run_dir}: no metrics.jsonl or metrics.csv")
-        if len(found) > 1:
-            raise ValueError(f"{run_dir}: both metrics.jsonl and metrics.csv exist; pass fmt=")
-        fmt = found[0]
-    path = log_path(run_dir, fmt)
-    rows, _ = _parse(path.read_text(), fmt, path)
+    path = find_log(run_dir, fmt)
+    if path is None:
+        what = log_path(run_dir, fmt).name if fmt else "metrics.jsonl or metrics.csv"
+        raise FileNotFoundError(f"{run_dir}: no {what}")
+    rows, _ = _parse(path.read_text(), path.suffix[1:], path)
     if not rows:
         raise ValueError(f"{path}: no rows")
     return _to_arrays(rows, path)
+
+
+def find_log(run_dir, fmt: str | None = None) -> Path | None:
+    """The run's metrics log (`fmt=None`: metrics.jsonl or metrics.csv, whichever exists), None
+    when there is none. LogError when `fmt` is None and both exist."""
+    if fmt is not None:
+        path = log_path(run_dir, fmt)
+        return path if path.exists() else None
+    found = [log_path(run_dir, f) for f in FORMATS if log_path(run_dir, f).exists()]
+    if len(found) > 1:
+        raise LogError(f"{run_dir}: both metrics.jsonl and metrics.csv exist; pass fmt=")
+    return found[0] if found else None
+
+
+def _complete_lines(path: Path) -> str:
+    """The log's text up to its last newline (a line cut off mid-write is not a row yet)."""
+    text = path.read_text()
+    return text[:text.rfind("\n") + 1]
+
+
+def _digest(rows: list[dict]) -> str:
+    """sha256 of rows' values (canonical JSON, so the same rows in JSONL, CSV or rewritten by
+    `MetricsLog` give the same digest)."""
+    h = hashlib.sha256()
+    for row in rows:
+        h.update(json.dumps(row, sort_keys=True, separators=(",", ":")).encode())
+        h.update(b"\n")
+    return "sha256:" + h.hexdigest()
+
+
+def log_fingerprint(run_dir, rows: int, fmt: str | None = None) -> dict:
+    """`{"log_rows": rows, "log_digest": ...}`: what a checkpoint records about the log it was
+    saved with (the first `rows` rows: `num_runs x updates`), for `check_metrics_log`.
+    LogError when the log is missing or has fewer rows."""
+    path = find_log(run_dir, fmt)
+    if path is None:
+        raise LogError(f"{run_dir}: no metrics.jsonl or metrics.csv to fingerprint")
+    kept = []
+    for _, row in numbered_rows(_complete_lines(path), path.suffix[1:], path):
+        if len(kept) == rows:
+            break
+        kept.append(row)
+    if len(kept) < rows:
+        raise LogError(f"{path}: has {len(kept)} rows, the fingerprint is of {rows}")
+    return {"log_rows": int(rows), "log_digest": _digest(kept)}
+
+
+def _check_row(row: dict, number: int, expected: tuple[int, int], columns: set, path) -> None:
+    """LogError naming `path:number` unless `row` has the log's columns, numbers (or null) as
+    values, and is the row of `expected` (run, update)."""
+    if set(row) != columns:
+        differ = sorted(set(row) ^ columns)
+        raise LogError(f"{path}:{number}: the columns differ from the first row's ({differ})")
+    bad = [k for k, v in row.items() if v is not None and (isinstance(v, bool)
+                                                          or not isinstance(v, (int, float)))]
+    if bad:
+        raise LogError(f"{path}:{number}: {bad} not numbers")
+    found = (row.get("run"), row.get("update"))
+    if found != expected or not all(isinstance(v, int) for v in found):
+        raise LogError(f"{path}:{number}: expected run {expected[0]}, update {expected[1]}, "
+                       f"found run {found[0]}, update {found[1]} (rows go update by update, "
+                       f"runs in order)")
+
+
+def check_metrics_log(run_dir, num_runs: int, updates: int, fingerprint: dict | None = None,
+                      fmt: str | None = None) -> Path | None:
+    """Check the run's metrics log against a checkpoint of `updates` updates of `num_runs` runs,
+    before resuming from it; returns the log's path (None when `updates` is 0 and there is none).
+
+    Raises LogError naming the file and the first bad line when the log is missing, a line is
+    not a row (see `numbered_rows`), a row is out of order (rows must be run 0..num_runs-1 of
+    update 0, then of update 1, ...), it has fewer than `num_runs x updates` rows (truncated), or
+    `fingerprint` (`log_fingerprint` at save time, e.g. `meta`'s `log_rows`/`log_digest`) does
+    not match its first rows. Rows past the checkpoint (logged by a chunk that was interrupted
+    before it saved) are allowed: `MetricsLog(..., resume_from=updates)` drops them. A last line
+    cut off mid-write is not counted."""
+    need = int(num_runs) * int(updates)
+    path = find_log(run_dir, fmt)
+    if path is None:
+        if need == 0:
+            return None
+        raise LogError(f"{run_dir}: the metrics log (metrics.jsonl or metrics.csv) is missing, "
+                       f"but the checkpoint holds {updates} updates of {num_runs} runs; it was "
+                       f"deleted or moved: restore it, or start a new run")
+    text = _complete_lines(path)
+    kept, columns, last = [], None, 1 if path.suffix == ".csv" else 0
+    for i, (number, row) in enumerate(numbered_rows(text, path.suffix[1:], path)):
+        columns = set(row) if columns is None else columns
+        _check_row(row, number, (i % num_runs, i // num_runs), columns, path)
+        if i < need:
+            kept.append(row)
+        last = number
+    if len(kept) < need:
+        done = len(kept) // num_runs
+        raise LogError(f"{path}:{last + 1}: the log ends after {len(kept)} rows (updates 0.."
+                       f"{done - 1} complete), but the checkpoint holds {updates} updates of "
+                       f"{num_runs} runs ({need} rows): the log is truncated")
+    if fingerprint is not None:
+        rows, digest = fingerprint.get("log_rows"), fingerprint.get("log_digest")
+        if rows != need:
+            raise LogError(f"{path}: the checkpoint recorded {rows} log rows, but holds {updates} "
+                           f"updates of {num_runs} runs ({need} rows)")
+        if digest != _digest(kept):
+            raise LogError(f"{path}: its first {need} rows (the updates the checkpoint holds) "
+                           f"differ from the rows the checkpoint was saved with: the log was "
+                           f"edited or replaced")
+    return path
 
 
 def _nanmean_over_runs(values: np.ndarray) -> np.ndarray:

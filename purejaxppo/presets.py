@@ -12,6 +12,8 @@ copied from elsewhere. A family preset applies to every environment in `envs`; p
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 from typing import NamedTuple, Optional
 
 from purejaxppo.config import ConfigError, PPOConfig, validate_config
@@ -165,9 +167,17 @@ def presets_for(env_name: str) -> list[str]:
 def get(name: str, **changes) -> PPOConfig:
     """The preset `name`'s `PPOConfig`, with `changes` (any fields, e.g. `env_name` for a family
     preset, `total_timesteps`) applied. ConfigError naming the preset if it does not exist or if
-    `env_name` is not one it is meant for."""
-    if name not in PRESETS:
+    `env_name` is not one it is meant for, or naming the field when a change is not a
+    `PPOConfig` field."""
+    if not isinstance(name, str) or name not in PRESETS:
         raise ConfigError(f"preset {name!r}: no such preset. Presets: {', '.join(names())}")
+    fields = [f.name for f in dataclasses.fields(PPOConfig)]
+    for field in changes:
+        if field not in fields:
+            close = difflib.get_close_matches(field, fields, n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise ConfigError(f"PPOConfig.{field}: no such field (presets.get({name!r}, "
+                              f"{field}=...)).{hint} Fields: {', '.join(fields)}")
     preset = PRESETS[name]
     env = changes.get("env_name", preset.config.env_name)
     if env not in preset.envs:

@@ -319,3 +319,12 @@ def rows_to_dicts(rows: Sequence[SweepRow]) -> list[dict]:
     return [{"index": r.index, "hparams": r.hparams, "final_return_mean": r.mean,
              "final_return_std": r.std, "num_seeds": r.num_seeds,
              "final_return_per_seed": list(r.per_seed)} for r in rows]
+
+
+def save_sweep_npz(path, result: SweepResult) -> None:
+    """Save a `SweepResult`'s metrics (`metrics/<field>`, `(n_settings, n_seeds, num_updates)`)
+    and hyperparameters (`hparams/<field>`, `(n_settings,)`) as one .npz file."""
+    arrays = {f"metrics/{k}": np.asarray(v) for k, v in result.metrics._asdict().items()}
+    arrays.update({f"hparams/{k}": np.asarray(v)
+                   for k, v in dataclasses.asdict(result.hparams).items()})
+    np.savez(path, **arrays)

@@ -20,7 +20,8 @@ _EXPORTS = {
     "purejaxppo.train": ("TrainResult", "TrainState", "Trainer", "make_train", "make_trainer"),
     "purejaxppo.distributions": ("Categorical", "DiagGaussian", "TanhGaussian"),
     "purejaxppo.checkpoint": ("CheckpointError", "load_policy", "save_policy"),
-    "purejaxppo.evaluate": ("evaluate",),
+    "purejaxppo.evaluate": ("EvalResult", "evaluate"),
+    "purejaxppo.fit": ("FitResult", "evaluate_run", "resume"),
     "purejaxppo.sweeps": ("CompiledSweep", "SweepResult", "SweepRow", "compile_sweep",
                           "format_sweep_table", "hparam_grid", "hparams_at", "stack_hparams",
                           "sweep", "sweep_table", "train_runs", "train_seeds"),
@@ -30,12 +31,17 @@ _EXPORTS = {
     "purejaxppo.fast_paths": ("compiler_options",),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+# `purejaxppo.fit` is the module purejaxppo/fit.py, made callable as its function `fit` (Python
+# binds a submodule's name on its package when it is imported, so the two must be one object).
+_CALLABLE_MODULES = ("fit",)
 
-__all__ = sorted(_MODULE_OF)
+__all__ = sorted([*_MODULE_OF, *_CALLABLE_MODULES])
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
+    if name in _CALLABLE_MODULES:
+        return importlib.import_module(f"purejaxppo.{name}")
     module = _MODULE_OF.get(name)
     if module is None:
         raise AttributeError(f"module 'purejaxppo' has no attribute {name!r}")
@@ -61,5 +67,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see ordinary imports
                                    sweep, sweep_table, train_runs, train_seeds)
     from purejaxppo.checkpoint import CheckpointError, load_policy, save_policy
     from purejaxppo.distributions import Categorical, DiagGaussian, TanhGaussian
-    from purejaxppo.evaluate import evaluate
+    from purejaxppo.evaluate import EvalResult, evaluate
+    from purejaxppo.fit import FitResult, evaluate_run, fit, resume
+    from purejaxppo import fit  # noqa: F811  (the callable module)
     from purejaxppo.train import TrainResult, Trainer, TrainState, make_train, make_trainer

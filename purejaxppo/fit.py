@@ -25,6 +25,7 @@ import math
 import os
 import sys
 import time
+import types
 from typing import Any, Callable, NamedTuple, Optional, Union
 
 import jax
@@ -93,6 +94,22 @@ class FitResult(NamedTuple):
         """The run as a `sweeps.SweepResult` (for `sweep_table` and friends)."""
         return SweepResult(self.params, self.metrics, self.hparams, self.obs_stats)
 
+    def early_end(self, command: str = "train") -> Optional[str]:
+        """Why the run stopped early and where it can continue (None: it ran to the end);
+        `command` names the CLI command in the resume hint."""
+        if self.stopped == "nonfinite":
+            update, which = self.diverged
+            kept = f"; the last good checkpoint is {self.checkpoint}" if self.checkpoint else ""
+            return (f"error: non-finite loss, gradient norm or parameters at update {update} in "
+                    f"run(s) {which} (run = setting * num_seeds + seed); stopped{kept}")
+        if self.stopped == "signal":
+            where = (f"checkpoint {self.checkpoint}; resume with: purejaxppo {command} --resume "
+                     f"{self.run_dir} (or purejaxppo.resume({self.run_dir!r}))" if self.checkpoint
+                     else "no checkpoint (give a run directory to be able to resume)")
+            return (f"stopped by signal after {self.updates_done} of {self.config.num_updates} "
+                    f"updates (the summary covers those); {where}")
+        return None
+
     def summary(self, window: int = 10) -> dict:
         """The dict `purejaxppo train/sweep` print and write with `--json` (NaN -> null there)."""
         final = self.final_return(window)
@@ -146,13 +163,15 @@ def check_options(*, num_seeds=1, seed=0, checkpoint_every=None, keep=3, eval_ev
                           f"got {progress!r}")
 
 
-def enable_compile_cache(directory, option: str = "compile_cache") -> None:
+def enable_compile_cache(directory, option: str = "compile_cache",
+                         progress: bool = False) -> None:
     """Turn on JAX's persistent compilation cache in `directory`: every program compiled from
     here on is written there, and a later process compiling the same program (same code, config,
     shapes, jax version and machine) loads it instead. The directory is created if needed;
     ConfigError naming `option` when it cannot be. Call it before anything compiles. The
     thresholds are lowered so that every CPU program is cached. JAX never caches a program with
-    host callbacks: the progress bar is one, so the training program is cached only without it."""
+    host callbacks: the progress bar is one, so the training program is cached only without it
+    (with `progress`, a note says so)."""
     if directory is None:
         return
     if not directory:
@@ -167,6 +186,9 @@ def enable_compile_cache(directory, option: str = "compile_cache") -> None:
     jax.config.update("jax_compilation_cache_dir", os.path.abspath(directory))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    if progress:
+        _note(f"{option}: JAX does not cache programs with host callbacks, and the progress bar "
+              f"is one; add --no-progress to cache the training program")
 
 
 def divisors(n: int) -> list[int]:
@@ -571,6 +593,29 @@ def play_run(loaded: LoadedRun, *, episodes: int = 10, deterministic: bool = Tru
     return jax.tree.map(np.asarray, out)
 
 
+def eval_summary(loaded: LoadedRun, out: EvalResult, *, deterministic: bool) -> dict:
+    """The dict `purejaxppo eval` prints and writes with `--json`: returns per run and overall."""
+    returns = np.asarray(out.returns)
+    return {"env": loaded.trainer.config.env_name, "checkpoint": str(loaded.path),
+            "update": loaded.meta["update"], "episodes": returns.shape[1],
+            "deterministic": deterministic, "return_mean_per_run": returns.mean(1),
+            "return_std_per_run": returns.std(1), "return_mean": float(returns.mean()),
+            "episode_length_mean": float(np.asarray(out.lengths).mean())}
+
+
+def save_episode_gif(loaded: LoadedRun, out: EvalResult, path, fps: int = 30) -> int:
+    """Render run 0's first episode of a `play_run(..., record=True)` to the GIF `path`; returns
+    its length in steps (one frame per step)."""
+    from purejaxppo.render import render_episode, save_gif  # PIL: only when a GIF is asked for
+
+    spec = loaded.trainer.spec
+    length = int(np.asarray(out.lengths)[0, 0])
+    states = jax.tree.map(lambda x: np.asarray(x)[0], out.states)  # run 0, episode 0
+    save_gif(render_episode(loaded.trainer.config.env_name, spec.env, spec.env_params, states,
+                            length), path, fps=fps)
+    return length
+
+
 def evaluate_run(run_dir, *, episodes: int = 10, deterministic: bool = True, seed: int = 0,
                  record: bool = False) -> EvalResult:
     """Evaluate every run saved in `run_dir` (its newest intact checkpoint): `EvalResult` with
@@ -579,3 +624,14 @@ def evaluate_run(run_dir, *, episodes: int = 10, deterministic: bool = True, see
     _positive("episodes", episodes)
     return play_run(load_run(run_dir), episodes=episodes, deterministic=deterministic,
                     seed=seed, record=record)
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as `fit`: `purejaxppo.fit(config, ...)` trains whether the name
+    `purejaxppo.fit` is bound to the module (it is once the module is imported) or not."""
+
+    def __call__(self, *args, **kwargs) -> FitResult:
+        return fit(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -31,16 +31,17 @@ _EXPORTS = {
     "purejaxppo.fast_paths": ("compiler_options",),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-# `purejaxppo.fit` is the module purejaxppo/fit.py, made callable as its function `fit` (Python
-# binds a submodule's name on its package when it is imported, so the two must be one object).
-_CALLABLE_MODULES = ("fit",)
+# Submodules reachable as attributes (`purejaxppo.logs.plot_run(...)`). `purejaxppo.fit` is the
+# module purejaxppo/fit.py made callable as its function `fit` (Python binds a submodule's name on
+# its package when it is imported, so the two must be one object).
+_SUBMODULES = ("checkpoint", "fit", "logs", "presets", "rundir")
 
-__all__ = sorted([*_MODULE_OF, *_CALLABLE_MODULES])
+__all__ = sorted([*_MODULE_OF, "fit"])
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    if name in _CALLABLE_MODULES:
+    if name in _SUBMODULES:
         return importlib.import_module(f"purejaxppo.{name}")
     module = _MODULE_OF.get(name)
     if module is None:

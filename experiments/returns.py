@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))  # benchmarks.peers.machine_info
 from benchmarks.peers import machine_info  # noqa: E402
 from purejaxppo import final_return, make_trainer, presets  # noqa: E402
 from purejaxppo.evaluate import make_evaluator  # noqa: E402
-from purejaxppo.logs import curve_over_runs  # noqa: E402
+from purejaxppo.logs import curve_over_runs, json_safe  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).parent / "results"
 
@@ -127,7 +127,7 @@ def train_and_evaluate(target: Target, num_seeds: int, seed: int, eval_episodes:
         "machine": machine_info(), "device": str(jax.devices()[0]), "jax": jax.__version__,
         "date": datetime.date.today().isoformat(),
         "env_steps": ((np.arange(config.num_updates) + 1) * config.batch_size).tolist(),
-        "episode_return": [_nulls(row) for row in curves],  # (seeds, updates), null: no episode
+        "episode_return": json_safe(np.asarray(curves, np.float64)),  # (seeds, updates)
     }
 
 
@@ -168,14 +168,10 @@ def _record(target: Target, config, final: np.ndarray, *, num_seeds: int, seed: 
         "env": target.env, "preset": target.preset, "family": target.family,
         "budget": config.env_steps_per_run, "num_seeds": num_seeds, "seed": seed,
         "final_return_mean": float(np.nanmean(final)), "final_return_std": float(np.nanstd(final)),
-        "final_return_per_seed": _nulls(final),
+        "final_return_per_seed": json_safe(np.asarray(final, np.float64)),
         "published": target.published, "source": target.source,
         "config": dict(vars(config)),
     }
-
-
-def _nulls(values) -> list:
-    return [None if not math.isfinite(v) else float(v) for v in np.asarray(values, np.float64)]
 
 
 def plot(record: dict, path: pathlib.Path):

@@ -84,8 +84,8 @@ def test_the_cli_compiles_one_program(monkeypatch, tmp_path):
     assert main(["train", *RUN, "--checkpoint-every", "3", "--checkpoint-dir",
                  str(tmp_path / "run")]) == 0
     assert compiled == [2]  # 8 updates: chunks of 2 (the largest divisor <= 3 and >= 1.5)
-    assert [p.name for p in list_checkpoints(tmp_path / "run")] == [
-        "update_000000006", "update_000000008"]
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == [  # --keep 3
+        "update_000000004", "update_000000006", "update_000000008"]
     assert read_meta(latest_checkpoint(tmp_path / "run"))["checkpoint_every"] == 3  # case 8
 
 

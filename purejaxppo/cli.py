@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import pathlib
 import sys
 
@@ -289,9 +290,10 @@ def main(argv=None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once
-        print("\nstopped at once (second signal)", file=sys.stderr)
-        return EXIT_SIGNAL
+    except KeyboardInterrupt:  # a second Ctrl-C: stop at once (the chunk may still be running)
+        print("\nstopped at once (second signal)", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(EXIT_SIGNAL)
 
 
 if __name__ == "__main__":

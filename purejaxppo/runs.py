@@ -122,10 +122,10 @@ class ChunkedRuns:
 
     def advance(self, num_updates: int):
         """Run `num_updates` updates on every run; returns their `Metrics`, host `(n, k)`.
-        Waits for the device in short sleeps (`wait_ready`), so that a signal handler runs while
-        the chunk computes (a second Ctrl-C stops at once)."""
-        self.state, metrics = self._executable(num_updates)(self.state, self.runs.hparams)
-        wait_ready(metrics)
+        The program runs in a worker thread (`call_interruptibly`) so that signal handlers run
+        while it computes (a second Ctrl-C stops at once)."""
+        self.state, metrics = call_interruptibly(self._executable(num_updates), self.state,
+                                                 self.runs.hparams)
         return gather_runs(metrics, self.num_runs)
 
     def host_state(self) -> TrainState:
@@ -139,15 +139,29 @@ class ChunkedRuns:
                                   host_state)
 
 
-def wait_ready(tree, longest: float = 0.02) -> None:
-    """Block until every array of `tree` is computed, sleeping between checks (from 0.5 ms,
-    doubling, at most `longest` s): Python runs signal handlers during `time.sleep`, never while
-    a thread blocks inside XLA."""
+def call_interruptibly(fn, *args, longest: float = 0.02):
+    """`fn(*args)`, computed to the end (`jax.block_until_ready`) in a daemon thread while this
+    thread waits in short sleeps (from 0.5 ms, doubling, at most `longest` s). Python runs signal
+    handlers only in the main thread and only between bytecodes, never while it blocks inside
+    XLA (a program with host callbacks runs synchronously on the CPU): waiting here, a handler
+    runs at once. If it raises (`KeyboardInterrupt`), the call is left to finish unseen."""
+    box: dict = {}
+
+    def work():
+        try:
+            box["out"] = jax.block_until_ready(fn(*args))
+        except BaseException as err:  # noqa: BLE001  (re-raised in the caller's thread)
+            box["err"] = err
+
+    thread = threading.Thread(target=work, name="purejaxppo-chunk", daemon=True)
+    thread.start()
     pause = 0.0005
-    for leaf in jax.tree.leaves(tree):
-        while hasattr(leaf, "is_ready") and not leaf.is_ready():
-            time.sleep(pause)
-            pause = min(2 * pause, longest)
+    while thread.is_alive():
+        time.sleep(pause)
+        pause = min(2 * pause, longest)
+    if "err" in box:
+        raise box["err"]
+    return box["out"]
 
 
 # --------------------------------------------------------------------------- the host-side loop

@@ -197,7 +197,7 @@ def test_3_the_progress_bar_never_shows_more_than_was_done():
 
 
 STOP_SCRIPT = """
-import pathlib, sys
+import os, pathlib, sys
 import purejaxppo as pjp
 flag = pathlib.Path(sys.argv[1])
 config = pjp.PPOConfig(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 4000,
@@ -206,8 +206,8 @@ try:
     pjp.fit(config, run_dir=sys.argv[2], checkpoint_every=4000,
             progress=lambda update, metrics: flag.touch())
 except KeyboardInterrupt:
-    print("stopped at once", file=sys.stderr)
-    sys.exit(130)
+    print("stopped at once", file=sys.stderr, flush=True)
+    os._exit(130)  # the chunk still runs in its thread: do not wait for it
 """
 
 

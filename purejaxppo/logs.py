@@ -387,7 +387,8 @@ def _check_row(row: dict, number: int, expected: tuple[int, int], columns: set, 
     values, and is the row of `expected` (run, update)."""
     if set(row) != columns:
         differ = sorted(set(row) ^ columns)
-        raise LogError(f"{path}:{number}: the columns differ from the first row's ({differ})")
+        raise LogError(f"{path}:{number}: columns {differ} are in this row or in the first "
+                       f"row, not both")
     bad = [k for k, v in row.items() if v is not None and (isinstance(v, bool)
                                                           or not isinstance(v, (int, float)))]
     if bad:

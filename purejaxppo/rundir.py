@@ -3,12 +3,14 @@ checked before anything is compiled, leftovers of a killed write cleaned.
 
 What a training run does with its directory, in this order (all before compiling):
 
-    lock = RunLock.acquire(run_dir)          # one writer: run_dir/.lock holds pid, host, start
-    prepare_new_run_dir(run_dir, overwrite)  # a new run only: refuses a directory it would spoil
-    clean_stale_temp(run_dir)                # a resumed run: temporary files of a killed write
-    check_fits(trainer, num_runs, num_devices)   # the train state + rollout fit the device
-    ...                                      # train, log, checkpoint
-    lock.release()                           # or `with RunLock.acquire(run_dir): ...`
+    lock = RunLock.acquire(run_dir, create=new)  # one writer: run_dir/.lock (pid, host, start)
+    if new:
+        prepare_new_run_dir(run_dir, overwrite)  # refuses a directory it would spoil
+    else:
+        clean_stale_temp(run_dir)                # leftovers of a killed checkpoint write
+    check_fits(trainer, num_runs, num_devices)   # train state + rollout fit the device memory
+    ...                                          # train, log, checkpoint
+    lock.release()                               # or `with RunLock.acquire(...) as lock:`
 
 A lock left by a process that was killed (`kill -9`, a crash of the machine) stays until broken:
 `purejaxppo.rundir.break_lock(run_dir)`, or delete `run_dir/.lock`, once no process writes there.
@@ -40,7 +42,7 @@ LOCK = ".lock"
 OWN_FILES = ("checkpoints", "config.json", "run.json", "metrics.jsonl", "metrics.csv",
              "eval.jsonl", "events.*", "learning_curve*.png", "metrics.jsonl.tmp",
              "metrics.csv.tmp", LOCK)
-# Orbax writes a checkpoint's arrays into `<name>.orbax-checkpoint-tmp-<n>` and renames it when done.
+# Orbax writes a checkpoint's arrays into `<name>.orbax-checkpoint-tmp-<n>`, renamed when done.
 ORBAX_TMP = ".orbax-checkpoint-tmp"
 
 
@@ -92,7 +94,8 @@ def _lock_message(run_dir, owner: dict) -> str:
         stale = f" Process {pid} is not running on this host: the lock is stale (a killed run)."
     return (f"{run_dir}: the run directory is locked by {who}; one writer per run directory.{stale}"
             f" If no process writes there any more, break the lock with "
-            f"purejaxppo.rundir.break_lock({str(run_dir)!r}) or delete {pathlib.Path(run_dir) / LOCK}")
+            f"purejaxppo.rundir.break_lock({str(run_dir)!r}) or delete "
+            f"{pathlib.Path(run_dir) / LOCK}")
 
 
 class RunLock:
@@ -106,11 +109,16 @@ class RunLock:
         self.held = True
 
     @classmethod
-    def acquire(cls, run_dir) -> "RunLock":
-        """Lock `run_dir` (created, with its parents, if missing). RunDirError naming the owner's
-        pid and host when it is locked already, or when the directory cannot be written."""
+    def acquire(cls, run_dir, create: bool = False) -> "RunLock":
+        """Lock `run_dir` (with `create`, made with its parents if missing: a new run). RunDirError
+        naming the owner's pid and host when it is locked already, when it does not exist (without
+        `create`), or when it cannot be written."""
         run_dir = pathlib.Path(run_dir)
-        _make_dir(run_dir)
+        if create:
+            _make_dir(run_dir)
+        elif not run_dir.is_dir():
+            what = "is not a directory" if run_dir.exists() else "no such run directory"
+            raise RunDirError(f"{run_dir}: {what}")
         owner = {"pid": os.getpid(), "host": socket.gethostname(),
                  "started": datetime.datetime.now(datetime.timezone.utc).isoformat(
                      timespec="seconds"),
@@ -347,7 +355,8 @@ def estimate_run_bytes(trainer, num_runs: int, num_devices: int) -> dict:
       state's observation and, with `normalize_obs`, the normalised one; action; distribution
       parameters; GRU state; ~10 float32/bool scalars), plus the shuffle's indices;
     update: the larger of the bootstrap forward pass over the whole batch and a minibatch's
-      forward + backward (2 x activations: kept, and their gradients), plus gradients and optimizer temporaries (3 x params).
+      forward + backward (2 x activations: kept, and their gradients), plus gradients and
+      optimizer temporaries (3 x params).
 
     Returns those, `per_run` (their sum), `runs_per_device` (`ceil(num_runs / num_devices)`) and
     `per_device` (`per_run x runs_per_device`)."""

@@ -11,7 +11,7 @@ from purejaxppo import ConfigError, PPOConfig, make_env, make_train
 from purejaxppo.distributions import Categorical, DiagGaussian, TanhGaussian
 from purejaxppo.envs import NEEDS_NETWORK
 from purejaxppo.networks import network_kind
-from purejaxppo.train import make_network
+from purejaxppo.train import make_network, make_trainer
 
 # Read from gymnax itself, so a newly registered environment is covered without editing this file.
 ALL_ENVS = [name for name in gymnax.registered_envs if name not in NEEDS_NETWORK]
@@ -98,6 +98,10 @@ def test_shared_torso_parameter_names():
      "needs finite bounds"),
     (dict(env_name="FrozenLake-misc", normalize_obs=True), None, "normalize_obs",
      "Discrete observations"),
+    (dict(env_name="Breakout-MinAtar", conv_channels=(16,) * 6), None, "conv_channels",
+     "shape (10, 10, 4): layer 5 gets a 2x2 map"),
+    (dict(env_name="Pong-misc", network="cnn", conv_channels=(8,) * 15), None, "conv_channels",
+     "Use at most 14 layers"),
 ])
 def test_config_that_does_not_fit_the_env_names_the_field(changes, env, field, words):
     with pytest.raises(ConfigError, match=f"PPOConfig.{field}:") as err:
@@ -121,3 +125,10 @@ def test_conv3x3_equals_flax_conv_values_and_gradients():
     loss = lambda module: lambda p: jnp.sum(jnp.tanh(module.apply(p, x)))  # noqa: E731
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
                  jax.grad(loss(ours))(params), jax.grad(loss(reference))(params))
+
+
+def test_the_deepest_conv_stack_that_fits_is_accepted():
+    trainer = make_trainer(PPOConfig(env_name="Breakout-MinAtar", conv_channels=(4,) * 4,
+                                     **TWO_UPDATES))
+    params = trainer.params(jax.eval_shape(trainer.init, jax.random.key(0)))
+    assert params["params"]["actor_torso"]["MLP_0"]["Dense_0"]["kernel"].shape == (2 * 2 * 4, 64)

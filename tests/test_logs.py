@@ -7,8 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from purejaxppo.logs import (TB_TAGS, MetricsLog, TensorBoardLog, curve_over_runs,
-                             metrics_arrays, plot_run, read_metrics, run_title)
+from purejaxppo.logs import (TB_TAGS, LogError, MetricsLog, TensorBoardLog,
+                             check_metrics_log, curve_over_runs, log_fingerprint, metrics_arrays,
+                             plot_run, read_metrics, run_title)
 from purejaxppo.metrics import Metrics
 
 FORMATS = ["jsonl", "csv"]
@@ -310,3 +311,96 @@ def test_run_title_from_config_or_directory(tmp_path):
     assert run_title(run_dir) == "cartpole_seed0"
     (run_dir / "config.json").write_text(json.dumps({"env_name": "CartPole-v1"}))
     assert run_title(run_dir) == "CartPole-v1"
+
+
+# ------------------------------------------------------------- checking a log against a checkpoint
+
+
+def _logged(run_dir, fmt, num_runs=3, num_updates=10):
+    """A log of `num_updates` updates of `num_runs` runs, written in two chunks as training
+    does, and the fingerprint a checkpoint at update 6 records."""
+    metrics = fake_metrics(num_runs, num_updates)
+    log = MetricsLog(run_dir, STEPS, fmt=fmt)
+    log.append(chunk(metrics, 0, 6), first_update=0)
+    fingerprint = log_fingerprint(run_dir, 6 * num_runs)
+    log.append(chunk(metrics, 6, num_updates), first_update=6)
+    return log.path, fingerprint
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_intact_log_passes_also_after_a_resume_rewrote_it(tmp_path, fmt):
+    path, fingerprint = _logged(tmp_path, fmt)
+    assert fingerprint["log_rows"] == 18 and fingerprint["log_digest"].startswith("sha256:")
+    assert check_metrics_log(tmp_path, 3, 6, fingerprint) == path  # rows past it: allowed
+    assert check_metrics_log(tmp_path, 3, 10) == path
+    with open(path, "a") as f:
+        f.write('{"run": 0, "upd')  # a line cut off by a crash is not a row
+    assert check_metrics_log(tmp_path, 3, 6, fingerprint) == path
+    MetricsLog(tmp_path, STEPS, fmt=fmt, resume_from=6)  # drops updates 6.. and the cut line
+    assert check_metrics_log(tmp_path, 3, 6, fingerprint) == path
+    assert log_fingerprint(tmp_path, 18) == fingerprint
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_truncated_log_is_named_with_its_line(tmp_path, fmt):
+    path, _ = _logged(tmp_path, fmt)
+    lines = path.read_text().splitlines(keepends=True)
+    header = 1 if fmt == "csv" else 0
+    path.write_text("".join(lines[:header + 3 * 4 + 1]))  # 4 updates and one row of the 5th
+    with pytest.raises(LogError, match=f"{path}:{header + 14}: the log ends after 13 rows "
+                       r"\(updates 0..3 complete\), but the checkpoint holds 6 updates of 3 runs "
+                       r"\(18 rows\): the log is truncated"):
+        check_metrics_log(tmp_path, 3, 6)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_garbage_line_is_named(tmp_path, fmt):
+    path, fingerprint = _logged(tmp_path, fmt)
+    lines = path.read_text().splitlines(keepends=True)
+    lines[7] = "\x00\x00garbage, 1\n"
+    path.write_text("".join(lines))
+    words = "not valid JSON" if fmt == "jsonl" else "2 cells, the header has 18"
+    with pytest.raises(LogError, match=f"{path}:8: {words}"):
+        check_metrics_log(tmp_path, 3, 6, fingerprint)
+
+
+def test_rows_out_of_order_duplicated_or_of_other_columns_are_named(tmp_path):
+    path, _ = _logged(tmp_path, "jsonl")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for change, line, words in [
+        (lambda r: r.insert(5, dict(r[4])), 6, "expected run 2, update 1, found run 1, update 1"),
+        (lambda r: r.pop(0), 1, "expected run 0, update 0, found run 1, update 0"),
+        (lambda r: r[9].pop("entropy"), 10,
+         r"columns \['entropy'\] are in this row or in the first row"),
+        (lambda r: r[2].update(entropy="high"), 3, r"\['entropy'\] not numbers"),
+    ]:
+        damaged = [dict(r) for r in rows]
+        change(damaged)
+        path.write_text("".join(json.dumps(r) + "\n" for r in damaged))
+        with pytest.raises(LogError, match=f"{path}:{line}: {words}"):
+            check_metrics_log(tmp_path, 3, 6)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_edited_or_replaced_log_fails_the_fingerprint(tmp_path, fmt):
+    path, fingerprint = _logged(tmp_path, fmt)
+    rows = read_metrics(tmp_path)
+    # One value of update 2 changed: every index still checks, the digest does not.
+    old = repr(float(rows['value_loss'][1, 2]))
+    assert path.read_text().count(old) == 1
+    path.write_text(path.read_text().replace(old, "0.5"))
+    check_metrics_log(tmp_path, 3, 6)
+    with pytest.raises(LogError, match=f"{path}: its first 18 rows .* the log was edited or "
+                       "replaced"):
+        check_metrics_log(tmp_path, 3, 6, fingerprint)
+    with pytest.raises(LogError, match="recorded 12 log rows, but holds 6 updates of 3 runs"):
+        check_metrics_log(tmp_path, 3, 6, {**fingerprint, "log_rows": 12})
+
+
+def test_a_deleted_log_is_named_unless_nothing_was_logged(tmp_path):
+    with pytest.raises(LogError, match=f"{tmp_path}: the metrics log .* is missing, but the "
+                       "checkpoint holds 4 updates of 2 runs"):
+        check_metrics_log(tmp_path, 2, 4)
+    assert check_metrics_log(tmp_path, 2, 0) is None
+    with pytest.raises(LogError, match="no metrics.jsonl or metrics.csv to fingerprint"):
+        log_fingerprint(tmp_path, 0)

@@ -301,7 +301,7 @@ def fit(config: PPOConfig, *, num_seeds: int = 1, seed: int = 0, grid=None, run_
     setup = _setup(config, grid, num_seeds, seed, progress, mesh)
     lock = None
     if run_dir is not None and jax.process_index() == 0:  # process 0 writes the run dir
-        lock = RunLock.acquire(run_dir)
+        lock = RunLock.acquire(run_dir, create=True)
     try:
         if lock is not None:
             prepare_new_run_dir(run_dir, overwrite=overwrite)

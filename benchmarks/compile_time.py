@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -84,9 +83,11 @@ def main(argv=None) -> int:
             summary[side][f"{k}_vs_plain"] = summary[side][k] / summary["plain"]["compile_s"]
     print(json.dumps(summary, indent=1))
     if args.json:
+        from peers import machine_info  # benchmarks/peers.py, beside this script
+
         with open(args.json, "w") as f:
-            json.dump({"machine": platform.processor() or platform.machine(), "rows": rows,
-                       "median": summary, "seeds": args.seeds}, f, indent=1)
+            json.dump({"machine": machine_info(), "rows": rows, "median": summary,
+                       "seeds": args.seeds}, f, indent=1)
     return 0
 
 

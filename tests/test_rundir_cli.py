@@ -360,15 +360,24 @@ def test_fit_in_a_thread_stops_on_the_event_and_resume_finishes_bitwise(r1, tmp_
     assert ev.returns.shape == (2, 3) and np.all(ev.returns >= 1)
 
 
-def test_fit_without_a_run_dir_writes_nothing_and_grids(tmp_path, monkeypatch):
+def test_fit_in_a_thread_with_the_progress_bar_writes_nothing_without_a_run_dir(tmp_path,
+                                                                                monkeypatch):
     monkeypatch.chdir(tmp_path)
-    run = pjp.fit(CONFIG.replace(total_timesteps=4 * 16 * 2), num_seeds=2,
-                  grid={"learning_rate": [1e-3, 3e-3]}, progress=False)
+    out = {}
+
+    def work():  # as in a notebook's worker thread: no signal handlers, the bar still draws
+        out["run"] = pjp.fit(CONFIG.replace(total_timesteps=4 * 16 * 2), num_seeds=2,
+                             grid={"learning_rate": [1e-3, 3e-3]}, progress=True)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    run = out["run"]
     assert list(tmp_path.iterdir()) == []
-    assert run.final_return().shape == (2, 2) and run.updates_done == 2
+    assert run.final_return().shape == (2, 2) and run.updates_done == 2 and run.stopped is None
     assert [row["hparams"]["learning_rate"] for row in run.summary()["rows"]] == pytest.approx(
         [1e-3, 3e-3])
     for bad in (dict(num_seeds=0), dict(checkpoint_every=0), dict(keep=0),
-                dict(log_format="xml"), dict(grid="lr")):
+                dict(log_format="xml"), dict(grid="lr"), dict(progress="yes")):
         with pytest.raises(ConfigError):
-            pjp.fit(CONFIG, progress=False, **bad)
+            pjp.fit(CONFIG, **bad)

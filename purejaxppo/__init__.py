@@ -69,6 +69,6 @@ if TYPE_CHECKING:  # static analysers and IDEs see ordinary imports
     from purejaxppo.checkpoint import CheckpointError, load_policy, save_policy
     from purejaxppo.distributions import Categorical, DiagGaussian, TanhGaussian
     from purejaxppo.evaluate import EvalResult, evaluate
-    from purejaxppo.fit import FitResult, evaluate_run, fit, resume
-    from purejaxppo import fit  # noqa: F811  (the callable module)
+    from purejaxppo import checkpoint, fit, logs, presets, rundir  # fit: the callable module
+    from purejaxppo.fit import FitResult, evaluate_run, resume
     from purejaxppo.train import TrainResult, Trainer, TrainState, make_train, make_trainer

@@ -12,7 +12,9 @@ import sys
 
 from purejaxppo import presets
 from purejaxppo.config import HPARAM_FIELDS, ConfigError, PPOConfig, parse_override
+from purejaxppo.distributed import initialize, is_main_process, process_info
 from purejaxppo.logs import plot_run, write_json
+from purejaxppo.parallel import padded_size
 from purejaxppo.rundir import check_output_path
 
 _FIELDS = {f.name for f in dataclasses.fields(PPOConfig)}
@@ -120,8 +122,6 @@ def _start_distributed(args) -> None:
     """`jax.distributed.initialize` when asked to (before anything runs a JAX computation)."""
     if (args.coordinator is not None or args.num_processes is not None
             or args.process_id is not None or args.distributed):
-        from purejaxppo.distributed import initialize
-
         initialize(args.coordinator, args.num_processes, args.process_id)
 
 
@@ -129,8 +129,6 @@ def run_sweep(args) -> int:
     """Every setting of `--grid` x `--num-seeds` seeds as one program over every device and
     process; process 0 prints the table of final returns."""
     _start_distributed(args)
-    from purejaxppo.distributed import is_main_process, process_info
-    from purejaxppo.parallel import padded_size
     from purejaxppo.sweeps import format_sweep_table, hparam_grid, save_sweep_npz, sweep_table
 
     grid, main_process = parse_grid(args.grid), is_main_process()

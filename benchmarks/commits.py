@@ -39,15 +39,30 @@ DEFAULT_OUT = HERE / "results" / "commits_cpu.json"
 # Worker: one measurement, `python commits.py --worker SPEC_JSON`, with the tree on PYTHONPATH.
 # ---------------------------------------------------------------------------------------------
 
+def make_config(config_args: dict):
+    """The benchmarked config: `presets.build_config(preset, **changes)` with `--set` parsed by
+    `config.parse_override`; a tree older than those (an "old" revision) through its CLI."""
+    try:
+        from purejaxppo.config import parse_override
+        from purejaxppo.presets import build_config
+    except ImportError:
+        from purejaxppo.cli import build_config as cli_build_config
+
+        return cli_build_config(argparse.Namespace(**config_args))
+    changes = dict(parse_override(s) for s in config_args["set"])
+    changes.update({k: v for k, v in (("env_name", config_args["env"]), (
+        "total_timesteps", config_args["total_timesteps"])) if v is not None})
+    return build_config(config_args["preset"], **changes)
+
+
 def worker(spec: dict) -> dict:
     import jax
     import numpy as np
 
     import purejaxppo
     from purejaxppo import final_return, make_train
-    from purejaxppo.cli import build_config
 
-    config = build_config(argparse.Namespace(**spec["config_args"]))
+    config = make_config(spec["config_args"])
     # Compiled as the tree's own entry points compile (trees from before 2026-12-02: defaults).
     options = getattr(purejaxppo, "compiler_options", dict)()
     keys = jax.random.split(jax.random.key(spec["seed"]), spec["num_seeds"])
@@ -164,10 +179,9 @@ def main(argv=None) -> int:
         parser.error("--seeds, --rounds and --repeats must be positive")
     config_args = {"env": args.env, "preset": args.preset,
                    "total_timesteps": args.total_timesteps, "set": args.set}
-    from purejaxppo.cli import build_config  # the arguments must make a config before timing
     from purejaxppo.config import ConfigError
     try:
-        build_config(argparse.Namespace(**config_args))
+        make_config(config_args)  # the arguments must make a config before timing
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -95,18 +95,25 @@ def _device_memory(device):
     return {k: int(stats[k]) for k in keys if k in stats} or None
 
 
+def benchmark_config(sets, env: str, steps: int):
+    """The measured config: `presets.build_config` of `--set` (`config.parse_override`), the env
+    and the steps (imported here: the worker measures memory from before the imports)."""
+    from purejaxppo.config import parse_override
+    from purejaxppo.presets import build_config
+
+    return build_config(None, **{**dict(parse_override(s) for s in sets), "env_name": env,
+                                 "total_timesteps": steps})
+
+
 def worker_main(spec: dict) -> int:
-    import argparse as _argparse
 
     import jax
     import numpy as np
 
-    from purejaxppo.cli import build_config
     from purejaxppo.metrics import Metrics, final_return
     from purejaxppo.train import make_train
 
-    config = build_config(_argparse.Namespace(set=spec["set"], env=spec["env"],
-                                              total_timesteps=spec["steps"]))
+    config = benchmark_config(spec["set"], spec["env"], spec["steps"])
     n = spec["num_seeds"]
     train = make_train(config)
     keys = jax.random.split(jax.random.key(spec["seed"]), n)
@@ -322,7 +329,6 @@ def main(argv=None) -> int:
 
     import jax  # noqa: E402  (the parent only validates configs and names the platform)
 
-    from purejaxppo.cli import build_config
     from purejaxppo.config import ConfigError
     from purejaxppo.train import make_train
 
@@ -339,8 +345,7 @@ def main(argv=None) -> int:
             text = args.steps or (QUICK_STEPS if args.quick
                                   else DEFAULT_STEPS.get(env, DEFAULT_STEPS_OTHER))
             for steps in _parse_list(text, "--steps", _steps):
-                make_train(build_config(argparse.Namespace(set=args.set, env=env,
-                                                           total_timesteps=steps)))
+                make_train(benchmark_config(args.set, env, steps))
                 plan.extend((env, n, steps) for n in seeds)
     except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -36,8 +36,8 @@ import time
 import jax
 import jax.numpy as jnp
 
-from purejaxppo.cli import build_config
-from purejaxppo.config import ConfigError, PPOConfig
+from purejaxppo.config import ConfigError, PPOConfig, parse_override
+from purejaxppo.presets import build_config
 from purejaxppo.envs import make_env
 from purejaxppo.fast_paths import compiler_options, fast_key, fast_paths_enabled, restore_key
 from purejaxppo.networks import init_params, initial_carry, policy_step
@@ -129,7 +129,10 @@ def measure(config: PPOConfig, num_seeds: int, repeats: int, seed: int = 0) -> d
 def parse_run_args(args) -> tuple[PPOConfig, list[int]]:
     """The config and seed counts from the common benchmark arguments (ConfigError names the bad
     one), validated before any timing."""
-    config = build_config(args)
+    changes = {k: v for k, v in (("env_name", args.env), ("total_timesteps",
+                                                          args.total_timesteps)) if v is not None}
+    config = build_config(getattr(args, "preset", None),
+                          **{**dict(parse_override(s) for s in args.set), **changes})
     seed_counts = [int(s) for s in args.seeds.split(",") if s.strip()]
     if not seed_counts or any(n <= 0 for n in seed_counts):
         raise ConfigError(f"--seeds: positive integers expected, got {args.seeds!r}")

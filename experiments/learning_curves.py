@@ -20,7 +20,7 @@ import numpy as np
 
 from purejaxppo import PPOConfig, final_return, make_train
 from purejaxppo.config import parse_override
-from purejaxppo.logs import curve_over_runs
+from purejaxppo.logs import curve_over_runs, json_safe
 
 
 DIAGNOSTICS = ("approx_kl", "kl", "kl_coef", "epochs", "clip_fraction", "entropy",
@@ -79,8 +79,7 @@ def main():
         "steps_per_second": args.num_seeds * config.env_steps_per_run / run_s,
         "final_return_mean": float(np.nanmean(final)), "final_return_std": float(np.nanstd(final)),
         "final_return_per_seed": final.tolist(), "env_steps": steps.tolist(),
-        "episode_return": np.where(np.isnan(metrics.episode_return), None,
-                                   metrics.episode_return).tolist(),
+        "episode_return": json_safe(np.asarray(metrics.episode_return, np.float64)),
         "config": {k: v for k, v in vars(config).items()},
         # Per update, mean over seeds, of the diagnostics (KL, β, epochs taken, losses, ...).
         "diagnostics": {name: np.nanmean(getattr(metrics, name), axis=0).tolist()

@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))  # benchmarks.peers.machine_info
 from benchmarks.peers import machine_info  # noqa: E402
 from purejaxppo import final_return, make_trainer, presets, stats  # noqa: E402
 from purejaxppo.evaluate import make_evaluator  # noqa: E402
-from purejaxppo.logs import curve_over_runs  # noqa: E402
+from purejaxppo.logs import curve_over_runs, json_safe  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).parent / "results"
 
@@ -139,7 +139,7 @@ def train_and_evaluate(target: Target, num_seeds: int, seed: int, eval_episodes:
         "machine": machine_info(), "device": str(jax.devices()[0]), "jax": jax.__version__,
         "date": datetime.date.today().isoformat(),
         "env_steps": ((np.arange(config.num_updates) + 1) * config.batch_size).tolist(),
-        "episode_return": [_nulls(row) for row in curves],  # (seeds, updates), null: no episode
+        "episode_return": json_safe(np.asarray(curves, np.float64)),  # (seeds, updates)
     }
 
 
@@ -181,7 +181,7 @@ def _record(target: Target, config, final: np.ndarray, *, num_seeds: int, seed: 
         "budget": config.env_steps_per_run, "num_seeds": num_seeds, "seed": seed,
         "tune_seeds": list(TUNE_SEEDS), "report_seeds": [seed],
         "final_return_mean": float(np.nanmean(final)), "final_return_std": float(np.nanstd(final)),
-        "final_return_per_seed": _nulls(final),
+        "final_return_per_seed": json_safe(np.asarray(final, np.float64)),
         **seed_statistics(target.env, final),
         "published": target.published, "source": target.source,
         "config": dict(vars(config)),
@@ -207,10 +207,6 @@ def seed_statistics(env: str, final) -> dict:
         "solved_fraction": (stats.solved_fraction(values, threshold.value)
                             if threshold and values.size else None),
     }
-
-
-def _nulls(values) -> list:
-    return [None if not math.isfinite(v) else float(v) for v in np.asarray(values, np.float64)]
 
 
 def plot(record: dict, path: pathlib.Path):

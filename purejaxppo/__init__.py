@@ -23,7 +23,8 @@ _EXPORTS = {
     "purejaxppo.train": ("TrainResult", "TrainState", "Trainer", "make_train", "make_trainer"),
     "purejaxppo.distributions": ("Categorical", "DiagGaussian", "TanhGaussian"),
     "purejaxppo.checkpoint": ("CheckpointError", "load_policy", "save_policy"),
-    "purejaxppo.evaluate": ("evaluate",),
+    "purejaxppo.evaluate": ("EvalResult", "evaluate"),
+    "purejaxppo.fit": ("FitResult", "evaluate_run", "resume"),
     "purejaxppo.sweeps": ("CompiledSweep", "SweepResult", "SweepRow", "compile_sweep",
                           "format_sweep_table", "hparam_grid", "hparams_at", "stack_hparams",
                           "sweep", "sweep_table", "train_runs", "train_seeds"),
@@ -33,11 +34,17 @@ _EXPORTS = {
     "purejaxppo.fast_paths": ("compiler_options",),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+# Submodules reachable as attributes (`purejaxppo.logs.plot_run(...)`). `purejaxppo.fit` is the
+# module purejaxppo/fit.py made callable as its function `fit` (Python binds a submodule's name on
+# its package when it is imported, so the two must be one object).
+_SUBMODULES = ("checkpoint", "fit", "logs", "presets", "rundir", "stats")
 
-__all__ = sorted(_MODULE_OF)
+__all__ = sorted([*_MODULE_OF, "fit"])
 
 
 def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"purejaxppo.{name}")
     module = _MODULE_OF.get(name)
     if module is None:
         raise AttributeError(f"module 'purejaxppo' has no attribute {name!r}")
@@ -64,5 +71,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see ordinary imports
                                    sweep, sweep_table, train_runs, train_seeds)
     from purejaxppo.checkpoint import CheckpointError, load_policy, save_policy
     from purejaxppo.distributions import Categorical, DiagGaussian, TanhGaussian
-    from purejaxppo.evaluate import evaluate
+    from purejaxppo.evaluate import EvalResult, evaluate
+    from purejaxppo import checkpoint, fit, logs, presets, rundir  # fit: the callable module
+    from purejaxppo.fit import FitResult, evaluate_run, resume
     from purejaxppo.train import TrainResult, Trainer, TrainState, make_train, make_trainer

@@ -32,6 +32,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import warnings
 from collections.abc import Mapping
@@ -96,15 +97,33 @@ def metrics_arrays(metrics) -> dict[str, np.ndarray]:
     return {name: a.reshape(-1, shape[-1]) for name, a in arrays.items()}
 
 
+def json_safe(value):
+    """`value` with every non-finite float (NaN, ±inf) replaced by None, recursively through
+    dicts, lists and tuples, numpy/JAX arrays and scalars made Python lists and numbers: what
+    `json.dump(..., allow_nan=False)` accepts (`null` where, e.g., no episode finished). The one
+    NaN -> null rule of the package (logs, summaries, benchmark records)."""
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):  # numpy / JAX values
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path, value, indent: int | None = 2) -> None:
+    """Write `value` as strict JSON (`json_safe`: `null`, never a bare NaN/Infinity)."""
+    with open(path, "w") as f:
+        json.dump(json_safe(value), f, indent=indent, allow_nan=False)
+
+
 def _json_values(array: np.ndarray) -> list:
-    """`(num_runs, n)` array -> nested Python lists; floats exact, NaN/Inf -> None."""
+    """`(num_runs, n)` array -> nested Python lists; floats exact (as float64), NaN/Inf -> None."""
     if array.dtype.kind in "biu":
         return array.astype(np.int64).tolist()
-    values = array.astype(np.float64)
-    nested = values.tolist()
-    for r, u in zip(*np.nonzero(~np.isfinite(values))):
-        nested[r][u] = None
-    return nested
+    return json_safe(array.astype(np.float64))
 
 
 class MetricsLog:

@@ -16,6 +16,8 @@ import math
 import threading
 import time
 
+from typing import Optional
+
 import numpy as np
 
 DEFAULT_MAX_REPORTS = 200
@@ -94,6 +96,8 @@ class ProgressReporter:
         self.steps_per_update, self.every = steps_per_update, every
         self.total_steps = num_runs * num_updates * steps_per_update
         self.calls = 0
+        self._base, self._ceiling = 0, self.total_steps  # see `set_done`
+        self._clock_base = 0
         self._latest: dict[int, float] = {}
         self._lock = threading.Lock()
         self._start = None
@@ -128,7 +132,20 @@ class ProgressReporter:
         """Call when compilation is done so steps/second counts only running time."""
         with self._lock:
             self._start = time.perf_counter()
+            self._clock_base = self._base  # steps done before this session (a resumed run)
             self.calls = 0
+
+    def set_done(self, updates: int, until: Optional[int] = None) -> None:
+        """The host knows every run has done `updates` updates (a chunk ended) and that the next
+        chunk runs until update `until` (default: the end): the bar shows `updates` exactly and,
+        while the chunk runs, counts its reports but never past `until`."""
+        with self._lock:
+            self._base = updates * self.num_runs * self.steps_per_update
+            stop = self.num_updates if until is None else min(until, self.num_updates)
+            self._ceiling = stop * self.num_runs * self.steps_per_update
+            self.calls = 0
+        if self._progress is not None:
+            self._refresh()
 
     def __call__(self, update_idx, metrics) -> None:
         # One run's row per call under vmap (the batching rule of jax.debug.callback unrolls);
@@ -149,7 +166,8 @@ class ProgressReporter:
 
     @property
     def steps_done(self) -> int:
-        return min(self.calls * self.every * self.steps_per_update, self.total_steps)
+        counted = self._base + self.calls * self.every * self.steps_per_update
+        return min(counted, self._ceiling, self.total_steps)
 
     @property
     def latest_return(self) -> float:
@@ -158,7 +176,9 @@ class ProgressReporter:
         return float(np.mean(values)) if values else float("nan")
 
     def _refresh(self, final: bool = False):
+        """Redraw the bar (`final`: at exit) with the steps done, never more."""
         elapsed = max(time.perf_counter() - (self._start or time.perf_counter()), 1e-9)
-        steps = self.total_steps if final else self.steps_done
-        self._progress.update(self._task, completed=steps, sps=f"{steps / elapsed:,.0f}/s",
+        steps = self.steps_done
+        rate = (steps - self._clock_base) / elapsed
+        self._progress.update(self._task, completed=steps, sps=f"{rate:,.0f}/s",
                               ret=f"{self.latest_return:.1f}")

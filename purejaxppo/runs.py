@@ -1,6 +1,6 @@
 """Chunked, resumable training of many runs (sweep settings x seeds) over the device mesh.
 
-What the CLI drives: `init` and then `run` k updates at a time, each call one compiled program
+The engine under `purejaxppo.fit`: `init` and then `run` k updates at a time, each call one compiled program
 sharded over every device like `sweeps.sweep` (a `shard_map` of `vmap`). Between chunks the host
 has the metrics (and, when it asks, the whole train state) of every run, so it can log,
 checkpoint, check for NaN and stop on Ctrl-C. Chunks give bitwise the same state as one long run
@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import functools
 import signal
+import sys
 import threading
-from typing import Any, NamedTuple, Optional
+import time
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import numpy as np
 from jax.sharding import Mesh
 
+from purejaxppo.checkpoint import save_checkpoint
 from purejaxppo.config import HParams
 from purejaxppo.fast_paths import compiler_options
 from purejaxppo.parallel import gather_runs, pad_runs, place, place_runs, shard_runs
-from purejaxppo.train import Trainer, TrainState
+from purejaxppo.train import Trainer, TrainState, first_divergence
 
 
 def _is_key(x) -> bool:
@@ -118,8 +121,11 @@ class ChunkedRuns:
         self._executable(num_updates)
 
     def advance(self, num_updates: int):
-        """Run `num_updates` updates on every run; returns their `Metrics`, host `(n, k)`."""
-        self.state, metrics = self._executable(num_updates)(self.state, self.runs.hparams)
+        """Run `num_updates` updates on every run; returns their `Metrics`, host `(n, k)`.
+        The program runs in a worker thread (`call_interruptibly`) so that signal handlers run
+        while it computes (a second Ctrl-C stops at once)."""
+        self.state, metrics = call_interruptibly(self._executable(num_updates), self.state,
+                                                 self.runs.hparams)
         return gather_runs(metrics, self.num_runs)
 
     def host_state(self) -> TrainState:
@@ -133,22 +139,51 @@ class ChunkedRuns:
                                   host_state)
 
 
+def call_interruptibly(fn, *args, longest: float = 0.02):
+    """`fn(*args)`, computed to the end (`jax.block_until_ready`) in a daemon thread while this
+    thread waits in short sleeps (from 0.5 ms, doubling, at most `longest` s). Python runs signal
+    handlers only in the main thread and only between bytecodes, never while it blocks inside
+    XLA (a program with host callbacks runs synchronously on the CPU): waiting here, a handler
+    runs at once. If it raises (`KeyboardInterrupt`), the call is left to finish unseen."""
+    box: dict = {}
+
+    def work():
+        try:
+            box["out"] = jax.block_until_ready(fn(*args))
+        except BaseException as err:  # noqa: BLE001  (re-raised in the caller's thread)
+            box["err"] = err
+
+    thread = threading.Thread(target=work, name="purejaxppo-chunk", daemon=True)
+    thread.start()
+    pause = 0.0005
+    while thread.is_alive():
+        time.sleep(pause)
+        pause = min(2 * pause, longest)
+    if "err" in box:
+        raise box["err"]
+    return box["out"]
+
+
 # --------------------------------------------------------------------------- the host-side loop
 
 
 class StopFlag:
-    """Set by a signal handler (or anything else); the loop stops after the current chunk."""
+    """Set by a signal handler, or by an `event` (e.g. a `threading.Event` another thread sets);
+    the loop stops after the current chunk."""
 
-    def __init__(self):
+    def __init__(self, event=None):
         self.signal: Optional[int] = None
+        self.event = event
 
     def __bool__(self) -> bool:
-        return self.signal is not None
+        return self.signal is not None or (self.event is not None and self.event.is_set())
 
 
 class stop_on_signals:
     """Context manager: the first SIGINT/SIGTERM sets `flag` (training finishes its chunk, saves
-    and stops); a second one raises `KeyboardInterrupt` at once. Handlers are restored on exit."""
+    and stops); a second one raises `KeyboardInterrupt` at once (`ChunkedRuns.advance` waits in
+    Python, where handlers run). Handlers are installed only in the main thread (Python allows no
+    other) and restored on exit; elsewhere (a worker thread) only `flag.event` stops the run."""
 
     def __init__(self, flag: StopFlag, signals=(signal.SIGINT, signal.SIGTERM)):
         self.flag = flag
@@ -157,6 +192,8 @@ class stop_on_signals:
 
     def _handle(self, signum, frame):
         self.flag.signal = signum
+        print(f"\n{signal.Signals(signum).name}: stopping after this chunk (checkpoint first, "
+              f"if saving); send it again to stop at once", file=sys.stderr, flush=True)
         for sig in self.signals:  # a second signal: stop now
             signal.signal(sig, signal.default_int_handler)
 
@@ -188,8 +225,6 @@ def nonfinite_runs(metrics, params) -> Optional[tuple[int, list[int]]]:
     parameters are non-finite with finite metrics counts from the chunk's last update.
     `metrics` leaves `(n, k)`, `params` leaves `(n, ...)`.
     """
-    from purejaxppo.train import first_divergence
-
     bad_at = np.asarray(first_divergence(jax.tree.map(np.asarray, metrics)))
     n, k = np.asarray(metrics.policy_loss).shape
     flat = np.concatenate([np.asarray(x).reshape(n, -1) for x in jax.tree.leaves(params)], 1)
@@ -199,16 +234,17 @@ def nonfinite_runs(metrics, params) -> Optional[tuple[int, list[int]]]:
 
 
 def train_in_chunks(runs: ChunkedRuns, *, num_updates: int, chunk: int, stop: StopFlag,
-                    run_dir=None, meta: Optional[dict] = None, keep: int = 3,
-                    logs=(), after_chunk=None) -> ChunkOutcome:
-    """Advance `runs` to `num_updates` updates in chunks of `chunk`.
+                    run_dir=None, meta: Optional[Callable[[int], dict]] = None, keep: int = 3,
+                    logs=(), after_chunk: Optional[Callable[[int], None]] = None) -> ChunkOutcome:
+    """Advance `runs` to `num_updates` updates in chunks of `chunk` (the last one shorter when
+    `chunk` does not divide what is left).
 
     After each chunk: the metrics go to every `logs` entry (`.append(metrics, first_update)`;
-    the caller passes logs only to the process that writes);
-    non-finite losses, gradient norms or parameters stop the loop *without* saving (the last
-    checkpoint stays the last good one); with `run_dir`, the whole state is gathered and process 0
-    checkpoints it (keeping `keep`); `after_chunk(updates_done)` runs (e.g. a periodic evaluation); a set `stop` flag
-    ends the loop after the checkpoint.
+    the caller passes logs only to the process that writes); non-finite losses, gradient norms or
+    parameters stop the loop *without* saving (the last checkpoint stays the last good one); with
+    `run_dir`, the whole state is gathered and process 0 checkpoints it with `meta(updates_done)`
+    (keeping `keep`); `after_chunk(updates_done)` runs (a periodic evaluation, the progress bar);
+    a set `stop` flag ends the loop after the checkpoint.
     """
     chunks, checkpoint, done = [], None, runs.updates_done
     while done < num_updates:
@@ -221,14 +257,12 @@ def train_in_chunks(runs: ChunkedRuns, *, num_updates: int, chunk: int, stop: St
         if bad is not None:
             return ChunkOutcome(_concat(chunks), False, (done + bad[0], bad[1]), checkpoint)
         done += k
-        if after_chunk is not None:
-            after_chunk(done)
         state = runs.host_state() if run_dir is not None else None  # collective across processes
         if state is not None and jax.process_index() == 0:
-            from purejaxppo.checkpoint import save_checkpoint
-
-            checkpoint = str(save_checkpoint(run_dir, state, {**(meta or {}), "update": done},
-                                             keep=keep))
+            info = {"update": done} if meta is None else {**meta(done), "update": done}
+            checkpoint = str(save_checkpoint(run_dir, state, info, keep=keep))
+        if after_chunk is not None:
+            after_chunk(done)
         if stop and done < num_updates:
             return ChunkOutcome(_concat(chunks), True, None, checkpoint)
     return ChunkOutcome(_concat(chunks), False, None, checkpoint)

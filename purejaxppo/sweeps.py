@@ -105,6 +105,27 @@ def hparam_grid(config: PPOConfig, **values) -> HParams:
     return stack_hparams(settings)
 
 
+def parse_grid(texts) -> dict[str, list[float]]:
+    """Parse repeated `field=v1,v2,...` texts (the CLI's `--grid`) into `hparam_grid` keywords, in
+    the order given; ConfigError names a static or unknown field, a repeat or a bad number."""
+    grid: dict[str, list[float]] = {}
+    for text in texts:
+        if "=" not in text:
+            raise ConfigError(f"--grid expects field=value,value,..., got {text!r}")
+        name, raw = text.split("=", 1)
+        name = name.strip().replace("-", "_")
+        check_hparam_name(name, "--grid")
+        if name in grid:
+            raise ConfigError(f"--grid {name}: given twice")
+        try:
+            grid[name] = [float(v) for v in raw.split(",") if v.strip()]
+        except ValueError:
+            raise ConfigError(f"--grid {name}: cannot parse {raw!r} as numbers") from None
+        if not grid[name]:
+            raise ConfigError(f"--grid {name}: no values")
+    return grid
+
+
 def stack_hparams(settings: Sequence[HParams]) -> HParams:
     """Stack a list of (scalar) `HParams` into one `HParams` with `(len(settings),)` leaves.
 
@@ -309,3 +330,12 @@ def rows_to_dicts(rows: Sequence[SweepRow]) -> list[dict]:
     return [{"index": r.index, "hparams": r.hparams, "final_return_mean": r.mean,
              "final_return_std": r.std, "num_seeds": r.num_seeds,
              "final_return_per_seed": list(r.per_seed)} for r in rows]
+
+
+def save_sweep_npz(path, result: SweepResult) -> None:
+    """Save a `SweepResult`'s metrics (`metrics/<field>`, `(n_settings, n_seeds, num_updates)`)
+    and hyperparameters (`hparams/<field>`, `(n_settings,)`) as one .npz file."""
+    arrays = {f"metrics/{k}": np.asarray(v) for k, v in result.metrics._asdict().items()}
+    arrays.update({f"hparams/{k}": np.asarray(v)
+                   for k, v in dataclasses.asdict(result.hparams).items()})
+    np.savez(path, **arrays)

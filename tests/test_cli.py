@@ -164,7 +164,7 @@ def test_sweep_json_has_null_not_nan_when_no_episode_finished(tmp_path, capsys):
 def test_json_safe_replaces_every_non_finite_float():
     import numpy as np
 
-    from purejaxppo.cli import json_safe
+    from purejaxppo.logs import json_safe
 
     value = {"a": float("nan"), "b": [np.float32(1.5), np.nan, (1, float("-inf"))],
              "c": np.array([2.0, np.inf]), "d": "nan", "e": True}

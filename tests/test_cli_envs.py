@@ -9,7 +9,8 @@ import types
 import gymnax
 import pytest
 
-from purejaxppo import cli
+from purejaxppo import cli, envtable
+from purejaxppo import fit as fit_module
 from purejaxppo.cli import main
 
 
@@ -36,28 +37,28 @@ def test_envs_lists_every_gymnax_env(tmp_path, capsys):
     assert mnist["action_space"] is None and "downloads a data set" in mnist["error"]
     assert "downloads a data set" in text
     assert all(r["error"] is None for r in rows if r["env"] != "MNISTBandit-bsuite")
-    assert all(r["preset"] == cli.env_presets(r["env"]) for r in rows)
+    assert all(r["preset"] == envtable.env_presets(r["env"]) for r in rows)
     for header in ("environment", "action space", "observation", "network (auto)", "preset"):
         assert header in text.splitlines()[0]
 
 
 def test_env_presets_hook(monkeypatch):
-    monkeypatch.setattr(cli, "PRESETS_MODULE", "purejaxppo._no_presets_here")
-    assert cli.env_presets("CartPole-v1") == "-"
+    monkeypatch.setattr(envtable, "PRESETS_MODULE", "purejaxppo._no_presets_here")
+    assert envtable.env_presets("CartPole-v1") == "-"
     fake = types.ModuleType("purejaxppo._fake_presets")
     fake.PRESETS = {"cartpole-fast": {"env_name": "CartPole-v1"},
                     "cartpole-rllib": {"env": "CartPole-v1"},
                     "pendulum": types.SimpleNamespace(env_name="Pendulum-v1"),
                     "Acrobot-v1": object()}  # keyed by the environment itself
     monkeypatch.setitem(sys.modules, "purejaxppo._fake_presets", fake)
-    monkeypatch.setattr(cli, "PRESETS_MODULE", "purejaxppo._fake_presets")
-    assert cli.env_presets("CartPole-v1") == "cartpole-fast, cartpole-rllib"
-    assert cli.env_presets("Pendulum-v1") == "pendulum"
-    assert cli.env_presets("Acrobot-v1") == "Acrobot-v1"
-    assert cli.env_presets("MountainCar-v0") == "-"
+    monkeypatch.setattr(envtable, "PRESETS_MODULE", "purejaxppo._fake_presets")
+    assert envtable.env_presets("CartPole-v1") == "cartpole-fast, cartpole-rllib"
+    assert envtable.env_presets("Pendulum-v1") == "pendulum"
+    assert envtable.env_presets("Acrobot-v1") == "Acrobot-v1"
+    assert envtable.env_presets("MountainCar-v0") == "-"
     fake.presets_for = lambda env: ["b", "a"] if env == "MountainCar-v0" else []
-    assert cli.env_presets("MountainCar-v0") == "b, a"  # presets_for's order: own preset first
-    assert cli.env_presets("CartPole-v1") == "-"
+    assert envtable.env_presets("MountainCar-v0") == "b, a"  # presets_for order: own first
+    assert envtable.env_presets("CartPole-v1") == "-"
 
 
 def test_envs_json_path_is_checked(tmp_path, capsys):
@@ -103,12 +104,10 @@ def test_compile_cache_directory_must_be_creatable(command, tmp_path, capsys):
 
 
 def test_compile_cache_notes_that_the_progress_bar_is_not_cached(tmp_path, monkeypatch, capsys):
-    calls = []
-    monkeypatch.setattr(cli, "enable_compile_cache", calls.append)
-    args = cli.make_parser().parse_args(["train", "--compile-cache", str(tmp_path)])
-    cli._start_compile_cache(args)
-    assert calls == [str(tmp_path)] and "add --no-progress" in capsys.readouterr().err
-    args = cli.make_parser().parse_args(["train", "--compile-cache", str(tmp_path),
-                                         "--no-progress"])
-    cli._start_compile_cache(args)
+    updates = []
+    monkeypatch.setattr(fit_module.jax.config, "update", lambda *a: updates.append(a))
+    fit_module.enable_compile_cache(str(tmp_path), "--compile-cache", progress=True)
+    assert ("jax_compilation_cache_dir", str(tmp_path)) in updates
+    assert "add --no-progress" in capsys.readouterr().err
+    fit_module.enable_compile_cache(str(tmp_path), "--compile-cache", progress=False)
     assert capsys.readouterr().err == ""

@@ -17,6 +17,10 @@ CONFIG = PPOConfig(env_name="CartPole-v1", total_timesteps=1024, num_envs=4, num
                    hidden_sizes=(8, 8))  # 16 updates
 EVERY = 3  # reports at updates 0, 3, ..., 15: 6 per run
 NUM_SEEDS = 2
+# test_sweep.py's grid and mesh: the sweep without progress is the program test_sweep compiles (one
+# compilation for both files, through the session's compilation cache, conftest.py).
+GRID = dict(learning_rate=[1e-3, 1e-2], ent_coef=[0.0, 0.05])
+NUM_RUNS = 4 * NUM_SEEDS
 
 
 def _row(episode_return):
@@ -73,9 +77,10 @@ def test_reporter_draws_a_bar(capsys):
 @pytest.fixture(scope="module")
 def on_and_off():
     keys = jax.random.split(jax.random.key(3), NUM_SEEDS)
-    grid = hparam_grid(CONFIG, learning_rate=[1e-3, 1e-2])
+    grid = hparam_grid(CONFIG, **GRID)
     mesh = run_mesh(jax.devices()[:1])
-    reporter = ProgressReporter(4, CONFIG.num_updates, CONFIG.batch_size, EVERY, show=False)
+    reporter = ProgressReporter(NUM_RUNS, CONFIG.num_updates, CONFIG.batch_size, EVERY,
+                                show=False)
     seen = collections.Counter()  # update -> runs reported
     host_calls = collections.Counter()  # update -> host calls
 
@@ -105,7 +110,7 @@ def test_progress_on_equals_off(on_and_off):
 
 def test_callback_reports_every_run_in_one_host_call_per_report(on_and_off):
     with_progress, _, reporter, (seen, host_calls) = on_and_off
-    runs = 2 * NUM_SEEDS
+    runs = NUM_RUNS
     reports = range(0, CONFIG.num_updates, EVERY)
     assert seen == {u: runs for u in reports}
     assert host_calls == {u: 1 for u in reports}  # batched under vmap, one device

@@ -32,3 +32,17 @@ if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
     atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+
+import pytest  # noqa: E402  (after the environment above, which must precede any jax import)
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """The suite's tiny training config: CartPole, 16 updates of 4 envs x 16 steps, 8-8 tanh
+    towers (a few seconds to compile). Tests that train it with the same shapes (seeds, grid
+    size, mesh) share one compiled program through the cache above, across files and workers;
+    a test that needs another size derives it with `.replace(...)`."""
+    from purejaxppo import PPOConfig
+
+    return PPOConfig(env_name="CartPole-v1", total_timesteps=1024, num_envs=4, num_steps=16,
+                     hidden_sizes=(8, 8))

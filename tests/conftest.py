@@ -11,10 +11,12 @@ the xdist workers and the CLI subprocesses the tests start inherit them):
   xdist workers and every subprocess, removed when the session ends. Many tests build the same
   program afresh (a new `make_train(config)` closure, a CLI subprocess); with the cache the second
   compilation is a file read. A program loaded from the cache is the executable the first
-  compilation produced, so results are bit-identical. Concurrent writers are safe: an entry is
-  written whole or not found, and a torn read only makes JAX warn and compile. Programs with host
-  callbacks (the progress bar) are never cached. A `JAX_COMPILATION_CACHE_DIR` already set (a
-  cache kept between runs, say) is used as it is and kept.
+  compilation produced, so results are bit-identical. Sharing one directory between processes
+  is safe: JAX writes an entry with one plain file write, so a process may read an entry still
+  being written; its zlib checksum then fails, JAX warns and compiles instead; two writers of one
+  entry write the same bytes. Programs with host callbacks (the progress bar) are never cached.
+  A `JAX_COMPILATION_CACHE_DIR` already set (a cache kept between runs, say) is used as it is
+  and kept.
 """
 import atexit
 import os

@@ -1,5 +1,10 @@
-"""Determinism, vmap == separate runs, compile-once, and the jax 0.10 CPU deadlock guard."""
+"""Determinism, vmap == separate runs, compile-once, and the jax 0.10 CPU deadlock guard.
 
+Every test here compiles `make_train(SMALL)` (the deadlock guard in a subprocess, 16 seeds as in
+the first test): the same programs, so the session's compilation cache (conftest.py) compiles
+each once."""
+
+import functools
 import os
 import subprocess
 import sys
@@ -11,7 +16,8 @@ import numpy as np
 from purejaxppo import PPOConfig, make_train
 
 # Small but complete: default 2x64 tanh towers (orthogonal init), 10 updates.
-SMALL = PPOConfig(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 10)
+SMALL_FIELDS = dict(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 10)
+SMALL = PPOConfig(**SMALL_FIELDS)
 NUM_SEEDS = 16
 
 
@@ -37,6 +43,7 @@ def test_same_key_same_result_and_compiles_once():
     traces = []
     train = make_train(SMALL)
 
+    @functools.wraps(train)  # the same program as jax.jit(train): a cache hit, not a compile
     def counted(key):
         traces.append(1)  # runs only while tracing
         return train(key)
@@ -61,7 +68,7 @@ def test_metrics_have_one_row_per_update():
 GUARD = textwrap.dedent("""
     import jax
     from purejaxppo import PPOConfig, make_train
-    config = PPOConfig(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 2)
+    config = PPOConfig(**{fields})
     train = jax.jit(jax.vmap(make_train(config)))
     for i in range(20):
         jax.block_until_ready(train(jax.random.split(jax.random.key(i), {n})))
@@ -75,6 +82,7 @@ def test_vmapped_seeds_do_not_deadlock_on_cpu():
     A race: repeated 16-seed calls through the public entry point, in a subprocess with a
     timeout, so a regression fails here instead of hanging CI."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run([sys.executable, "-c", GUARD.format(n=NUM_SEEDS)], env=env,
-                          capture_output=True, text=True, timeout=300)
+    code = GUARD.format(n=NUM_SEEDS, fields=SMALL_FIELDS)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]

@@ -24,10 +24,13 @@ def test_cartpole_learns_within_default_budget():
     ("Catch-bsuite", 2, ("Dense_0", "kernel")),        # auto: MLP on the flattened grid
 ])
 def test_image_like_observations_reach_the_network(env_name, obs_ndim, first_layer):
-    config = PPOConfig(env_name=env_name, num_envs=2, num_steps=8, total_timesteps=2 * 8 * 2)
-    result = jax.jit(make_train(config))(jax.random.key(0))
+    """Two updates over two seeds: test_envs.py's program for these envs (compiled once for both
+    files through the session's compilation cache, conftest.py)."""
+    config = PPOConfig(env_name=env_name, num_envs=2, num_steps=8, total_timesteps=2 * 8 * 2,
+                       num_minibatches=2)
+    result = jax.jit(jax.vmap(make_train(config)))(jax.random.split(jax.random.key(0), 2))
     layer, weight = first_layer
-    kernel = result.params["params"]["actor_torso"][layer][weight]
+    kernel = result.params["params"]["actor_torso"][layer][weight][0]  # the first seed's
     from purejaxppo import make_env
 
     obs_shape = make_env(env_name).obs_shape

@@ -8,15 +8,18 @@ import jax
 import numpy as np
 import pytest
 
-from purejaxppo import PPOConfig, hparam_grid, make_train, sweep
+from purejaxppo import hparam_grid, make_train, sweep
 from purejaxppo.metrics import Metrics
 from purejaxppo.progress import ProgressReporter, emit_progress, expected_calls, progress_every
 from purejaxppo.sweeps import run_mesh
 
-CONFIG = PPOConfig(env_name="CartPole-v1", total_timesteps=1024, num_envs=4, num_steps=16,
-                   hidden_sizes=(8, 8))  # 16 updates
+# Training runs use conftest's `tiny_config` (16 updates).
 EVERY = 3  # reports at updates 0, 3, ..., 15: 6 per run
 NUM_SEEDS = 2
+# test_sweep.py's grid and mesh: the sweep without progress is the program test_sweep compiles (one
+# compilation for both files, through the session's compilation cache, conftest.py).
+GRID = dict(learning_rate=[1e-3, 1e-2], ent_coef=[0.0, 0.05])
+NUM_RUNS = 4 * NUM_SEEDS
 
 
 def _row(episode_return):
@@ -71,11 +74,13 @@ def test_reporter_draws_a_bar(capsys):
 
 
 @pytest.fixture(scope="module")
-def on_and_off():
+def on_and_off(tiny_config):
+    config = tiny_config
     keys = jax.random.split(jax.random.key(3), NUM_SEEDS)
-    grid = hparam_grid(CONFIG, learning_rate=[1e-3, 1e-2])
+    grid = hparam_grid(config, **GRID)
     mesh = run_mesh(jax.devices()[:1])
-    reporter = ProgressReporter(4, CONFIG.num_updates, CONFIG.batch_size, EVERY, show=False)
+    reporter = ProgressReporter(NUM_RUNS, config.num_updates, config.batch_size, EVERY,
+                                show=False)
     seen = collections.Counter()  # update -> runs reported
     host_calls = collections.Counter()  # update -> host calls
 
@@ -84,9 +89,9 @@ def on_and_off():
         host_calls[int(update_idx)] += 1
         reporter(update_idx, metrics)
 
-    with_progress = sweep(make_train(CONFIG, callback=callback, callback_every=EVERY), keys, grid,
+    with_progress = sweep(make_train(config, callback=callback, callback_every=EVERY), keys, grid,
                           mesh=mesh)
-    without = sweep(make_train(CONFIG), keys, grid, mesh=mesh)
+    without = sweep(make_train(config), keys, grid, mesh=mesh)
     return with_progress, without, reporter, (seen, host_calls)
 
 
@@ -103,13 +108,13 @@ def test_progress_on_equals_off(on_and_off):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_callback_reports_every_run_in_one_host_call_per_report(on_and_off):
+def test_callback_reports_every_run_in_one_host_call_per_report(on_and_off, tiny_config):
     with_progress, _, reporter, (seen, host_calls) = on_and_off
-    runs = 2 * NUM_SEEDS
-    reports = range(0, CONFIG.num_updates, EVERY)
+    runs = NUM_RUNS
+    reports = range(0, tiny_config.num_updates, EVERY)
     assert seen == {u: runs for u in reports}
     assert host_calls == {u: 1 for u in reports}  # batched under vmap, one device
-    assert reporter.calls == expected_calls(runs, CONFIG.num_updates, EVERY)
+    assert reporter.calls == expected_calls(runs, tiny_config.num_updates, EVERY)
     assert reporter.steps_done == reporter.total_steps
     assert np.isfinite(reporter.latest_return)
 
@@ -151,12 +156,13 @@ def test_reporter_counts_batched_reports_per_run():
     assert reporter.latest_return == pytest.approx(np.mean(np.arange(5.0) + 4))
 
 
-@pytest.mark.parametrize("config", [CONFIG, CONFIG.replace(gru_size=8, normalize_obs=True,
-                                                           policy_objective="clip+kl_penalty")],
+@pytest.mark.parametrize("changes", [{}, dict(gru_size=8, normalize_obs=True,
+                                              policy_objective="clip+kl_penalty")],
                          ids=["feed-forward", "recurrent+normalised+penalty"])
-def test_training_program_has_no_host_round_trip_without_a_callback(config):
+def test_training_program_has_no_host_round_trip_without_a_callback(changes, tiny_config):
     """Nothing in the hot path calls back to Python: without a progress callback the lowered
     vmapped training program holds no host callback; with one (the positive control) it does."""
+    config = tiny_config.replace(**changes)
     keys = jax.random.split(jax.random.key(0), NUM_SEEDS)
 
     def lowered(train):

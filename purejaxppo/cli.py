@@ -10,6 +10,7 @@ import pathlib
 import sys
 
 from purejaxppo import presets
+from purejaxppo.compile_cache import enable_compile_cache
 from purejaxppo.config import HPARAM_FIELDS, ConfigError, PPOConfig, field_help, parse_override
 from purejaxppo.distributed import initialize, is_main_process, process_info
 from purejaxppo.logs import plot_run, write_json
@@ -39,9 +40,8 @@ def build_config(args) -> PPOConfig:
 
 def _fit(args, grid_of, writes: bool):
     """Check the options, then `fit` a new run or `resume` (`--resume DIR`): the `FitResult`."""
-    from purejaxppo.fit import enable_compile_cache, fit, resume
-
     enable_compile_cache(args.compile_cache, "--compile-cache", progress=not args.no_progress)
+    from purejaxppo.fit import fit, resume  # after the cache is on: this imports gymnax
     if args.final_window < 1:
         raise ConfigError(f"--final-window: must be >= 1 updates, got {args.final_window}")
     for option, path in (("--json", args.json), ("--npz", getattr(args, "npz", None))):

@@ -31,6 +31,7 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 import jax
 import numpy as np
 
+from purejaxppo.compile_cache import enable_compile_cache  # noqa: F401  (fit.enable_compile_cache)
 from purejaxppo.checkpoint import (config_from_dict, config_to_dict, latest_intact_checkpoint,
                                    load_checkpoint, policy_from_checkpoint, read_meta, save_json,
                                    versions)
@@ -161,34 +162,6 @@ def check_options(*, num_seeds=1, seed=0, checkpoint_every=None, keep=3, eval_ev
     if not (isinstance(progress, bool) or callable(progress)):
         raise ConfigError(f"progress: expected True, False or a callable(update, metrics), "
                           f"got {progress!r}")
-
-
-def enable_compile_cache(directory, option: str = "compile_cache",
-                         progress: bool = False) -> None:
-    """Turn on JAX's persistent compilation cache in `directory`: every program compiled from
-    here on is written there, and a later process compiling the same program (same code, config,
-    shapes, jax version and machine) loads it instead. The directory is created if needed;
-    ConfigError naming `option` when it cannot be. Call it before anything compiles. The
-    thresholds are lowered so that every CPU program is cached. JAX never caches a program with
-    host callbacks: the progress bar is one, so the training program is cached only without it
-    (with `progress`, a note says so)."""
-    if directory is None:
-        return
-    if not directory:
-        raise ConfigError(f"{option}: expected a directory, got an empty string")
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"{option} {directory}: cannot create the directory "
-                          f"({err.strerror or err})") from None
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise ConfigError(f"{option} {directory}: the directory is not writable")
-    jax.config.update("jax_compilation_cache_dir", os.path.abspath(directory))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
-    if progress:
-        _note(f"{option}: JAX does not cache programs with host callbacks, and the progress bar "
-              f"is one; add --no-progress to cache the training program")
 
 
 def divisors(n: int) -> list[int]:

@@ -216,7 +216,7 @@ def test_learner_param_sets_checkpoint_round_trip_and_ppo_adds_no_leaf(tmp_path)
     extra = {"target": jax.tree.map(lambda x: x + 1.0, params), "behaviour": params}
     state = state._replace(learner=state.learner._replace(param_sets=extra))
     runs = jax.tree.map(lambda x: np.asarray(x)[None], state)  # one run
-    path = save_checkpoint(tmp_path, runs, {"update": 0})
+    path = save_checkpoint(tmp_path, runs, {"update": 0, "num_runs": 1, "num_seeds": 1, "seed": 0})
     loaded = load_checkpoint(path, jax.eval_shape(lambda: state), 1)
     assert jax.tree.structure(loaded) == jax.tree.structure(runs)
     jax.tree.map(np.testing.assert_array_equal, loaded, runs)

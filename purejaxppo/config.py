@@ -29,6 +29,7 @@ module, never the other way round.
 """
 
 import dataclasses
+import difflib
 import math
 import numbers
 import types
@@ -414,6 +415,17 @@ def type_name(field: Field) -> str:
     return str(field.type) if isinstance(field.type, types.GenericAlias) else field.type.__name__
 
 
+def check_field_name(name: str, where: str) -> None:
+    """ConfigError unless `name` is a `PPOConfig` field, saying where it came from (`where`),
+    with close matches and every field's name."""
+    if name in FIELD:
+        return
+    close = difflib.get_close_matches(name, list(FIELD), n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise ConfigError(f"PPOConfig.{name}: no such field ({where}).{hint} Fields: "
+                      f"{', '.join(FIELD)} (`purejaxppo train --help` describes them)")
+
+
 def parse_override(text: str) -> tuple[str, object]:
     """Parse `field=value` (the CLI's `--set`) into `(field, typed value)`, the type taken from the
     field's row; tuples are comma-separated integers. ConfigError names a bad field or value."""
@@ -421,9 +433,7 @@ def parse_override(text: str) -> tuple[str, object]:
         raise ConfigError(f"--set expects field=value, got {text!r}")
     name, raw = text.split("=", 1)
     name = name.strip().replace("-", "_")
-    if name not in FIELD:
-        raise ConfigError(f"PPOConfig.{name}: no such field. Fields: {', '.join(FIELD)} "
-                          f"(`purejaxppo train --help` describes them)")
+    check_field_name(name, "--set")
     default = FIELD[name].default
     try:
         if isinstance(default, bool):

@@ -17,11 +17,9 @@ copied from elsewhere. A family preset applies to every environment in `envs`; p
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 from typing import NamedTuple, Optional
 
-from purejaxppo.config import ConfigError, PPOConfig, validate_config
+from purejaxppo.config import ConfigError, PPOConfig, check_field_name, validate_config
 
 CLASSIC_DISCRETE = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0")
 CLASSIC_CONTINUOUS = ("Pendulum-v1", "MountainCarContinuous-v0")
@@ -170,15 +168,10 @@ def presets_for(env_name: str) -> list[str]:
 
 
 def check_fields(changes: dict, where: str) -> None:
-    """ConfigError naming the first key of `changes` that is not a `PPOConfig` field (with close
-    matches), said to come from `where`."""
-    fields = [f.name for f in dataclasses.fields(PPOConfig)]
+    """ConfigError naming the first key of `changes` that is not a `PPOConfig` field
+    (`config.check_field_name`), said to come from `where`."""
     for field in changes:
-        if field not in fields:
-            close = difflib.get_close_matches(field, fields, n=3)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise ConfigError(f"PPOConfig.{field}: no such field ({where}).{hint} "
-                              f"Fields: {', '.join(fields)}")
+        check_field_name(field, where)
 
 
 def get(name: str, **changes) -> PPOConfig:

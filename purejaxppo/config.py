@@ -96,6 +96,8 @@ POSITIVE = Check(lambda v: v > 0, "> 0")
 NON_NEGATIVE = Check(lambda v: v >= 0, ">= 0")
 UNIT_INTERVAL = Check(lambda v: (v >= 0) & (v <= 1), "in [0, 1]")
 EARLY_STOP_KL = Check(lambda v: v >= 0, ">= 0 (0: no early stopping)")
+HALF_OPEN_UNIT = Check(lambda v: (v > 0) & (v <= 1), "in (0, 1]")
+NON_NEGATIVE_INT = Check(lambda v: _is_int(v) and v >= 0, "an integer >= 0")
 
 ACTIVATIONS = ("tanh", "relu")  # names of flax.linen functions (networks.py looks them up)
 NETWORKS = ("auto", "mlp", "cnn")
@@ -150,8 +152,8 @@ class PPOConfig:
         traced=True, rllib=("lr",))
     gamma: float = setting(0.99, UNIT_INTERVAL, "discount factor γ", traced=True,
                            rllib=("gamma",))
-    gae_lambda: float = setting(0.95, UNIT_INTERVAL, "GAE λ", traced=True,
-                                rllib=("lambda", "use_gae"))
+    gae_lambda: float = setting(0.95, UNIT_INTERVAL, "GAE λ (also V-trace's λ: c_s = λ·min(c̄, "
+                                "π/μ))", traced=True, rllib=("lambda", "use_gae"))
     clip_eps: float = setting(0.2, POSITIVE, "PPO's probability-ratio clip ε", traced=True,
                               rllib=("clip_param",))
     vf_clip_eps: float = setting(
@@ -171,6 +173,22 @@ class PPOConfig:
     target_kl: float = setting(
         0.0, EARLY_STOP_KL, "early stopping: an update's epochs stop once approx-KL exceeds "
         "it (0: off)", traced=True)
+    # Off-policy corrections (APPO: estimators "vtrace", objective "appo").
+    vtrace_clip_rho: float = setting(
+        1.0, POSITIVE, "V-trace ρ̄: importance weights of the value targets' TD errors are "
+        "min(ρ̄, π/μ)", traced=True)
+    vtrace_clip_pg_rho: float = setting(
+        1.0, POSITIVE, "V-trace ρ̄ of the policy-gradient advantages: min(ρ̄_pg, π/μ)",
+        traced=True)
+    vtrace_clip_c: float = setting(
+        1.0, POSITIVE, "V-trace c̄: trace coefficients c_s = λ·min(c̄, π/μ) (rlax and RLlib fix "
+        "it at 1)", traced=True)
+    behaviour_ratio_clip: float = setting(
+        2.0, POSITIVE, "APPO's ratio clip(μ/π_target, 0, this)·π/μ before PPO's ε-clip",
+        traced=True)
+    tau: float = setting(
+        1.0, HALF_OPEN_UNIT, "Polyak step of the target network: target ← τ·θ + (1−τ)·target "
+        "(1: a copy)", traced=True)
     # The PPO variant.
     policy_objective: str = setting(
         "clip", one_of(OBJECTIVES), "an entry of loss.OBJECTIVES: clip (PPO-Clip), kl_penalty "
@@ -183,6 +201,18 @@ class PPOConfig:
     advantage_estimator: str = setting(
         "gae", one_of(ESTIMATORS), "an entry of estimators.ESTIMATORS: gae (GAE(λ), "
         "truncation-aware); register_estimator adds more")
+    # APPO's learner (purejaxppo/appo.py): all off by default, which is PPO.
+    policy_lag: int = setting(
+        0, NON_NEGATIVE_INT, "the actors act with the parameters of this many updates ago (a "
+        "ring of policy_lag + 1 parameter sets in the train state; 0: on-policy)")
+    target_update_every: int = setting(
+        1, POSITIVE_INT, "updates between target-network refreshes (objectives that use a "
+        "target network); RLlib's target_network_update_freq × circular_buffer_num_batches")
+    buffer_num_batches: int = setting(
+        1, POSITIVE_INT, "rollouts kept in the circular buffer (1: only the newest)")
+    buffer_iterations_per_batch: int = setting(
+        1, POSITIVE_INT, "batches drawn from the buffer per update, and the most times any "
+        "one rollout is trained on")
     # Static switches.
     anneal_lr: bool = setting(True, BOOL, "anneal the learning rate linearly to 0 over the run")
     clip_value: bool = setting(True, BOOL, "clip the value update at ±vf_clip_eps (PPO2)",

@@ -43,6 +43,8 @@ class Batch(NamedTuple):
     carry: Optional[jax.Array] = None  # recurrent: hidden state at the rollout's start, per env
     # Estimators that `uses_policy`: their inputs, kept `(num_steps, envs)` in every minibatch.
     sequences: Optional[EstimatorInputs] = None
+    # Objectives that `uses_target` (APPO): log π_target(a|s) of the stored actions.
+    target_log_probs: Optional[jax.Array] = None
 
 
 class Learner(NamedTuple):

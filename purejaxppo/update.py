@@ -50,14 +50,16 @@ class Batch(NamedTuple):
 class Learner(NamedTuple):
     """What the update changes: the parameters, Adam's state and the KL penalty's β.
 
-    `param_sets`: further named parameter sets a variant keeps beside the trained ones (e.g.
-    `{"target": ..., "behaviour": ...}`); None for PPO, which adds no leaf to the state (so
-    checkpoints keep their layout). `sgd_step` carries it through unchanged."""
+    `param_sets`: further named parameter sets a variant keeps beside the trained ones (APPO's
+    `{"lagged": ..., "target": ...}`); `buffer`: APPO's circular buffer of recent batches
+    (`appo.Buffer`). Both None for PPO, which adds no leaf to the state (so checkpoints keep
+    their layout). `sgd_step` carries them through unchanged."""
 
     params: Any
     opt_state: Any
     kl_coef: jax.Array  # β (float32 scalar); constant unless the objective `adapts_kl_coef`
     param_sets: Any = None
+    buffer: Any = None
 
 
 class UpdateInfo(NamedTuple):

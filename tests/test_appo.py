@@ -277,8 +277,8 @@ def test_lag_probe_uncorrected_targets_are_wrong_and_vtrace_is_right():
     """Issue 21 §4. With a lag of 8 updates the behaviour policy μ is far behind the learner's π
     while π improves: GAE (ρ = c = 1, no correction) fits V to μ's value, V-trace to π's. The
     learner's value error |V − V^π| is measured on the probe where V^π is known (measured:
-    ≈ 0.27 uncorrected, ≈ 0.02 with V-trace; ≈ 0.02 for GAE without lag)."""
+    ≈ 0.29 uncorrected, ≈ 0.04 with V-trace; ≈ 0.03 for GAE without lag)."""
     uncorrected = probe_value_errors("gae")
     corrected = probe_value_errors("vtrace")
     assert uncorrected > 0.15, uncorrected
-    assert corrected < 0.06 and corrected < uncorrected / 4, (corrected, uncorrected)
+    assert corrected < 0.08 and corrected < uncorrected / 4, (corrected, uncorrected)

@@ -15,10 +15,11 @@ APPO's, which keeps three more things in the `update.Learner` (docs/appo.md):
   K = `buffer_iterations_per_batch` draws, each a slot chosen uniformly among those trained on
   fewer than K times and not yet drawn in this update (so older batches are trained on beside
   the newest: with N = 4, K = 2 each batch is trained in its own update and the next; a draw
-  that finds none left is skipped, e.g. with N = 1 a single draw is made); per draw (`prepare_draw`) the target's log-probs and distribution and the
-  current critic's values are computed over the whole batch, the config's estimator gives the
-  advantages and value targets (V-trace: π = the target, μ = the behaviour policy), and PPO's
-  `update_policy` trains on it (`update_epochs` × `num_minibatches` steps).
+  that finds none left is skipped, e.g. with N = 1 a single draw is made). Per draw
+  (`prepare_draw`) the target's log-probs and distribution and the current critic's values
+  are computed over the whole batch, the config's estimator gives the advantages and value
+  targets (V-trace: π = the target, μ = the behaviour policy), and PPO's `update_policy`
+  trains on it (`update_epochs` × `num_minibatches` steps).
 
 With L = 0, N = K = 1 and an objective without a target the rule is PPO's, and the program is
 plain PPO's (no extra leaf in the train state).

@@ -62,7 +62,8 @@ def observe(obs, stats: Optional[RunningStats], config: PPOConfig):
 
 
 class Rollout(NamedTuple):
-    """What one update's rollout hands the learner (per-step leaves `(num_steps, num_envs, ...)`)."""
+    """What one update's rollout hands the learner (per-step leaves `(num_steps, num_envs,
+    ...)`)."""
 
     runner: EnvRunner  # after the rollout (its key in the fast representation)
     traj: Transition
@@ -232,7 +233,8 @@ def make_trainer(config: PPOConfig, *, env=None, env_params=None,
             num_updates: int = config.num_updates):
         iteration = functools.partial(
             ppo_iteration, config=config, spec=spec, network=network, optimizer=optimizer,
-            sampler=sampler, rule=rule, hp=hparams_of(hparams), callback=callback, callback_every=callback_every)
+            sampler=sampler, rule=rule, hp=hparams_of(hparams), callback=callback,
+            callback_every=callback_every)
         return jax.lax.scan(iteration, state, jnp.arange(num_updates))
 
     def train(key, hparams: Optional[HParams] = None) -> TrainResult:

@@ -42,7 +42,7 @@ from purejaxppo.checkpoint import (config_to_dict, latest_intact_checkpoint, loa
                                    save_checkpoint)
 from purejaxppo.config import ConfigError, HParams, PPOConfig
 from purejaxppo.fast_paths import restore_key
-from purejaxppo.metrics import Metrics
+from purejaxppo.metrics import Metrics, final_return
 from purejaxppo.networks import batch_policy
 from purejaxppo.normalize import update_stats
 from purejaxppo.runs import StopFlag, keys_from_data, keys_to_data, stop_on_signals
@@ -72,6 +72,20 @@ class ActorLearnerResult(NamedTuple):
     steps_per_second: float  # env steps of all runs / wall time, compilation excluded
     compile_s: float
     checkpoint: Optional[str]  # the checkpoint written at the end, if run_dir was given
+
+    def summary(self, config: PPOConfig, window: int = 10) -> dict:
+        """JSON-ready: final return per run (episodes of the last `window` updates; NaN when
+        none trained), lag histogram (index: updates of lag), speed, how it ended."""
+        runs = int(np.shape(self.state.update)[0])
+        finals = (final_return(self.metrics, window) if self.metrics is not None
+                  else np.full(runs, np.nan))
+        return {"env": config.env_name, "mode": MODE, "final_return_mean": float(np.mean(finals)),
+                "final_return_std": float(np.std(finals)),
+                "final_return_per_run": finals.tolist(), "updates_done": self.updates_done,
+                "stopped_early": self.stopped,
+                "lag_histogram": np.bincount(self.lag).tolist() if self.lag.size else [],
+                "steps_per_second": self.steps_per_second, "compile_s": self.compile_s,
+                "checkpoint": self.checkpoint}
 
 
 def check_devices(devices) -> tuple[Any, Any]:

@@ -11,9 +11,11 @@ APPO's, which keeps three more things in the `update.Learner` (docs/appo.md):
   parameters, then at the start of update u, when u % `target_update_every` == 0,
   target ← τ·params + (1 − τ)·target.
 * a circular buffer, `Learner.buffer`: the last N = `buffer_num_batches` batches and how often
-  each was trained on. Update u writes its batch into slot u % N (count 0), then makes
+  each was trained on. Update u writes its batch into slot u % N (count 0), then makes up to
   K = `buffer_iterations_per_batch` draws, each a slot chosen uniformly among those trained on
-  fewer than K times; per draw (`prepare_draw`) the target's log-probs and distribution and the
+  fewer than K times and not yet drawn in this update (so older batches are trained on beside
+  the newest: with N = 4, K = 2 each batch is trained in its own update and the next; a draw
+  that finds none left is skipped, e.g. with N = 1 a single draw is made); per draw (`prepare_draw`) the target's log-probs and distribution and the
   current critic's values are computed over the whole batch, the config's estimator gives the
   advantages and value targets (V-trace: π = the target, μ = the behaviour policy), and PPO's
   `update_policy` trains on it (`update_epochs` × `num_minibatches` steps).
@@ -157,12 +159,12 @@ def push_batch(buffer: Buffer, batch: Batch, update_idx) -> Buffer:
     return Buffer(batches, buffer.uses.at[slot].set(0))
 
 
-def choose_slot(uses, key, max_uses: int):
-    """A slot drawn uniformly among those with `uses < max_uses` (int32 scalar)."""
-    if uses.shape[0] == 1:
+def choose_slot(eligible, key):
+    """A slot drawn uniformly among the `eligible (N,)` ones (int32 scalar; any slot when none
+    is: the caller skips that draw)."""
+    if eligible.shape[0] == 1:
         return jnp.zeros((), jnp.int32)
-    logits = jnp.where(uses < max_uses, 0.0, -jnp.inf)
-    return jax.random.categorical(key, logits).astype(jnp.int32)
+    return jax.random.categorical(key, jnp.where(eligible, 0.0, -jnp.inf)).astype(jnp.int32)
 
 
 def next_state_values(values, stored_next_values, done):
@@ -207,18 +209,26 @@ def draw_keys(key, draws: int):
     return key[None] if draws == 1 else jax.random.split(key, draws)
 
 
-def combine_infos(infos: UpdateInfo) -> UpdateInfo:
-    """One update's diagnostics from K draws' (leading axis K): losses and gradient norm
-    averaged, β as the update started, epochs and gradient steps summed."""
-    return UpdateInfo(jax.tree.map(lambda x: x.mean(0), infos.loss), infos.grad_norm.mean(0),
-                      infos.kl_coef[0], infos.epochs.sum(0), infos.minibatch_steps.sum(0))
+def combine_infos(infos: UpdateInfo, taken) -> UpdateInfo:
+    """One update's diagnostics from its K draws' (leading axis K; `taken (K,)` marks the draws
+    made): losses and gradient norm averaged over the draws made, β as the update started,
+    epochs and gradient steps summed."""
+    weights = taken.astype(jnp.float32)
+
+    def mean(x):
+        return (x * weights).sum(0) / weights.sum()
+
+    return UpdateInfo(jax.tree.map(mean, infos.loss), mean(infos.grad_norm), infos.kl_coef[0],
+                      infos.epochs.sum(0), infos.minibatch_steps.sum(0))
 
 
 def appo_learn(learner: Learner, batch: Batch, sequences: EstimatorInputs, key, update_idx, *,
                policy_fn, optimizer, hp, learning_rate, config: PPOConfig, sampler):
     """APPO's update `update_idx` (see the module docstring): refresh the target, push the
     start parameters into the lag ring and `batch` into the buffer, then K draws, each
-    `prepare_draw` + `update.update_policy`. Returns `(learner, UpdateInfo)`."""
+    `prepare_draw` + `update.update_policy` on a batch not yet drawn in this update and drawn
+    fewer than K times before (a draw with none left is skipped). Returns
+    `(learner, UpdateInfo)`."""
     sets = dict(learner.param_sets or {})
     if "target" in sets:
         sets["target"] = refresh_target(sets["target"], learner.params, update_idx, hp,
@@ -229,19 +239,31 @@ def appo_learn(learner: Learner, batch: Batch, sequences: EstimatorInputs, key, 
     max_uses = config.buffer_iterations_per_batch
     target = sets.get("target")
 
-    def draw(carry, draw_key):
-        core, uses = carry
-        slot = choose_slot(uses, jax.random.fold_in(draw_key, 1), max_uses)
+    def train_on(core, slot, draw_key):
         stored = jax.tree.map(lambda stack: stack[slot], buffer.batches)
         prepared = prepare_draw(stored, core.params, target, hp, policy_fn=policy_fn,
                                 sampler=sampler, config=config)
-        core, info = update_policy(core, prepared, draw_key, policy_fn=policy_fn,
-                                   optimizer=optimizer, hp=hp, learning_rate=learning_rate,
-                                   config=config, sampler=sampler)
-        return (core, uses.at[slot].add(1)), info
+        return update_policy(core, prepared, draw_key, policy_fn=policy_fn, optimizer=optimizer,
+                             hp=hp, learning_rate=learning_rate, config=config, sampler=sampler)
+
+    def skip(core, slot, draw_key):
+        info = jax.eval_shape(train_on, core, slot, draw_key)[1]
+        return core, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), info)
+
+    def draw(carry, draw_key):
+        core, uses, drawn = carry
+        eligible = (uses < max_uses) & ~drawn
+        slot = choose_slot(eligible, jax.random.fold_in(draw_key, 1))
+        any_left = eligible.any()
+        if max_uses == 1:  # the newest batch is always there for the only draw
+            core, info = train_on(core, slot, draw_key)
+        else:
+            core, info = jax.lax.cond(any_left, train_on, skip, core, slot, draw_key)
+        hit = (jnp.arange(uses.shape[0]) == slot) & any_left
+        return (core, uses + hit, drawn | hit), (info, any_left)
 
     core = learner._replace(param_sets=None, buffer=None)  # SGD carries only what it changes
-    (core, uses), infos = jax.lax.scan(draw, (core, buffer.uses), draw_keys(key, max_uses))
+    start = (core, buffer.uses, jnp.zeros_like(buffer.uses, bool))
+    (core, uses, _), (infos, taken) = jax.lax.scan(draw, start, draw_keys(key, max_uses))
     learner = core._replace(param_sets=sets or None, buffer=buffer._replace(uses=uses))
-    return learner, combine_infos(infos)
-
+    return learner, combine_infos(infos, taken)

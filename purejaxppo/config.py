@@ -212,8 +212,8 @@ class PPOConfig:
     buffer_num_batches: int = setting(
         1, POSITIVE_INT, "rollouts kept in the circular buffer (1: only the newest)")
     buffer_iterations_per_batch: int = setting(
-        1, POSITIVE_INT, "batches drawn from the buffer per update, and the most times any "
-        "one rollout is trained on")
+        1, POSITIVE_INT, "the most times any one rollout is trained on, and the most draws "
+        "per update (each of a different buffered batch; docs/appo.md)")
     # Static switches.
     anneal_lr: bool = setting(True, BOOL, "anneal the learning rate linearly to 0 over the run")
     clip_value: bool = setting(True, BOOL, "clip the value update at ±vf_clip_eps (PPO2)",
@@ -432,6 +432,10 @@ def validate_config(config: PPOConfig) -> None:
     if config.batch_size % config.num_minibatches:
         _fail("num_minibatches", f"num_envs * num_steps = {config.batch_size} does not divide into "
               f"{config.num_minibatches} minibatches")
+    if config.target_update_every != 1 and not OBJECTIVES[config.policy_objective].uses_target:
+        _fail("target_update_every", f"{config.target_update_every} would be ignored: the policy "
+              f"objective {config.policy_objective!r} keeps no target network (the objectives "
+              f"with one: {', '.join(n for n, o in OBJECTIVES.items() if o.uses_target)})")
     if config.total_timesteps < config.batch_size:
         _fail("total_timesteps", f"{config.total_timesteps} is smaller than one update "
               f"(num_envs * num_steps = {config.batch_size})")

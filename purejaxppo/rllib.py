@@ -7,9 +7,19 @@ far as the two algorithms agree. The rules:
 
 * **A missing key takes RLlib's PPO default** (`RLLIB_PPO_DEFAULTS`, written out below), not
   purejaxppo's: `{"env": "CartPole-v1"}` means RLlib's λ = 1, lr 5e-5, 30 epochs, KL loss, 2x256
-  tanh network. Note that RLlib's own defaults do not convert: train_batch_size 4000 does not
-  split into minibatches of 128 (RLlib cycles through minibatches across the batch end; we split
-  each batch into equal minibatches), so give `minibatch_size` (or `train_batch_size`).
+  tanh network.
+* **Sizes.** A size the user gave that does not divide (batch over environments, over learners,
+  into minibatches) is an error naming the key. A size left to RLlib's default moves to the
+  nearest one that divides, because RLlib runs its defaults (its minibatch iterator wraps around
+  the batch end; we split each batch into equal minibatches): RLlib's train_batch_size 4000 and
+  minibatch_size 128 become minibatches of 125, 32 per epoch. The default batch moves to the
+  nearest multiple of num_envs x num_learners (x minibatch_size when given), or to
+  rollout_fragment_length x num_envs when the fragment is given; the default minibatch to the
+  divisor of the batch (per learner) nearest to it (ties: the larger); a default fragment length
+  follows the batch ("auto"). Each move is a note.
+* **Notes and provenance.** `from_rllib` prints each note to stderr ("note: from_rllib: ...");
+  `read_rllib(d, **overrides)` returns them instead, with the config and `sources` (field -> the
+  RLlib keys and values it came from, "(RLlib default)" for a missing key), as `RLlibMapping`.
 * **Nothing is silently dropped**: every key must be in `TABLE` (translated, or a value check),
   in `IGNORED` (RLlib infrastructure with no effect on the learning math, listed below) or it is
   an error. One `ConfigError` names every unknown key, with the reason for the known RLlib keys
@@ -104,7 +114,8 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
-from typing import Any, Callable, Optional
+import sys
+from typing import Any, Callable, NamedTuple, Optional
 
 from purejaxppo.config import ACTIVATIONS, FIELD, FIELDS, ConfigError, PPOConfig, validate_config
 from purejaxppo.envs import available_envs
@@ -352,8 +363,8 @@ TABLE: dict[str, Optional[Converter]] = {
     "num_envs_per_worker": _count,
     "num_env_runners": _count0,
     "num_workers": _count0,
-    "minibatch_size": _count,
-    "sgd_minibatch_size": _count,
+    "minibatch_size": _count_or_none,
+    "sgd_minibatch_size": _count_or_none,
     "num_learners": _count0,
     "model": None,  # MODEL_TABLE
     "model_config": None,  # MODEL_TABLE
@@ -453,27 +464,81 @@ def _model(model, key: str, top_share) -> tuple[dict, dict]:
     return changes, sources
 
 
-def _sizes(values: dict, given: dict, overrides: dict) -> dict:
+def nearest_multiple(value: int, step: int) -> int:
+    """The positive multiple of `step` nearest to `value` (ties: the larger)."""
+    low = max(step, value // step * step)
+    return min((low, low + step), key=lambda m: (abs(m - value), -m))
+
+
+def nearest_divisor(n: int, target: int) -> int:
+    """The divisor of `n` nearest to `target` (ties: the larger)."""
+    small = [k for k in range(1, math.isqrt(n) + 1) if n % k == 0]
+    return min(small + [n // k for k in small], key=lambda k: (abs(k - target), -k))
+
+
+class Sizes(NamedTuple):
+    """What `_sizes` decided: the three size fields, where each came from (field -> text) and
+    the notes for sizes moved away from RLlib's defaults."""
+
+    fields: dict
+    sources: dict
+    notes: list
+
+
+def _sizes(values: dict, given: dict, overrides: dict) -> Sizes:
     """num_envs, num_steps and num_minibatches from RLlib's batch arithmetic (`values`: the
-    converted size keys): train_batch_size = num_envs * num_steps, num_envs =
-    num_envs_per_env_runner * max(1, num_env_runners), minibatch_size = batch /
-    max(1, num_learners) / num_minibatches. Overrides of the three replace their step."""
+    converted size keys; `given`: the keys the user gave): train_batch_size = num_envs *
+    num_steps, num_envs = num_envs_per_env_runner * max(1, num_env_runners), minibatch_size =
+    batch / max(1, num_learners) / num_minibatches. Overrides of the three replace their step.
+
+    A size the user gave that does not divide is an error naming it. A size that is RLlib's
+    default moves to the nearest one that divides (RLlib runs its defaults: it wraps minibatches
+    around the batch end), with a note: the batch to the nearest multiple of num_envs x
+    num_learners (x minibatch_size when that was given), or to rollout_fragment_length x
+    num_envs when the fragment was given; an unset fragment follows the batch ("auto"); the
+    minibatch to the nearest divisor of the batch per learner."""
     def shown(key):
         default = "" if key in given else " (RLlib default)"
         return f"{given.get(key, key)}={values[key]!r}{default}"
 
+    notes, sources = [], {}
     runners, per_runner = values["num_env_runners"], values["num_envs_per_env_runner"]
     learners = max(1, values["num_learners"])
     per_learner = values["train_batch_size_per_learner"]
     batch = per_learner * learners if per_learner is not None else values["train_batch_size"]
     batch_key = ("train_batch_size_per_learner" if per_learner is not None
                  else "train_batch_size")
+    batch_default = batch_key not in given
+    minibatch, minibatch_default = values["minibatch_size"], "minibatch_size" not in given
+    fragment = values["rollout_fragment_length"]
     num_envs = overrides.get("num_envs", per_runner * max(1, runners))
     out = {"num_envs": num_envs}
+    sources["num_envs"] = ("num_envs (override)" if "num_envs" in overrides else
+                           f"{shown('num_envs_per_env_runner')} x max(1, "
+                           f"{shown('num_env_runners')})")
     if "num_steps" in overrides:
         out["num_steps"] = overrides["num_steps"]
         batch = num_envs * out["num_steps"]
+        sources["num_steps"] = "num_steps (override)"
     else:
+        sources["num_steps"] = f"{shown(batch_key)} / num_envs"
+        if batch_default and fragment != "auto" and "rollout_fragment_length" in given:
+            moved = fragment * num_envs
+            reason = (f"{shown('rollout_fragment_length')} x {num_envs} environments, the batch "
+                      f"that fragment length means here (num_steps = the fragment)")
+        elif batch_default:
+            step = math.lcm(num_envs, learners * (1 if minibatch_default or minibatch is None
+                                                  else minibatch))
+            moved = nearest_multiple(batch, step)
+            reason = (f"the nearest multiple of {step} (num_envs {num_envs}"
+                      + (f", num_learners {learners}" if learners > 1 else "")
+                      + ("" if minibatch_default or minibatch is None else
+                         f", {shown('minibatch_size')}") + ")")
+        if batch_default and moved != batch:
+            notes.append(f"{shown(batch_key)}: using a batch of {moved} transitions instead, "
+                         f"{reason}. Give {batch_key} to choose")
+            sources["num_steps"] = f"{shown(batch_key)} moved to {moved}: {reason}; / num_envs"
+            batch = moved
         if batch % num_envs:
             envs = ("num_envs, an override" if "num_envs" in overrides else
                     f"{shown('num_envs_per_env_runner')} x max(1, {shown('num_env_runners')})")
@@ -481,33 +546,67 @@ def _sizes(values: dict, given: dict, overrides: dict) -> dict:
                               f"does not divide among {num_envs} environments ({envs}); "
                               f"train_batch_size = num_envs * num_steps")
         out["num_steps"] = batch // num_envs
-        fragment = values["rollout_fragment_length"]
         if fragment != "auto" and fragment != out["num_steps"]:
-            raise ConfigError(f"from_rllib: {shown('rollout_fragment_length')}: a batch of "
-                              f"{batch} transitions ({shown(batch_key)}) over {num_envs} "
-                              f"environments is {out['num_steps']} steps per environment and "
-                              f"update; give 'auto' or {out['num_steps']}")
+            if "rollout_fragment_length" in given:
+                raise ConfigError(f"from_rllib: {shown('rollout_fragment_length')}: a batch of "
+                                  f"{batch} transitions ({shown(batch_key)}) over {num_envs} "
+                                  f"environments is {out['num_steps']} steps per environment "
+                                  f"and update; give 'auto' or {out['num_steps']}")
+            notes.append(f"{shown('rollout_fragment_length')} is not the {out['num_steps']} "
+                         f"steps per environment of a batch of {batch} over {num_envs} "
+                         f"environments; using {out['num_steps']} (as 'auto')")
     if "num_minibatches" in overrides:
         out["num_minibatches"] = overrides["num_minibatches"]
-        return out
+        sources["num_minibatches"] = "num_minibatches (override)"
+        return Sizes(out, sources, notes)
     if batch % learners:
         raise ConfigError(f"from_rllib: {shown('num_learners')}: a batch of {batch} transitions "
                           f"does not divide among {learners} learners")
-    minibatch = values["minibatch_size"]
-    if (batch // learners) % minibatch:
-        per = f" per learner ({learners})" if learners > 1 else ""
-        raise ConfigError(f"from_rllib: {shown('minibatch_size')}: the batch of "
-                          f"{batch // learners} transitions{per} ({shown(batch_key)}) is not a "
-                          f"multiple of it; purejaxppo splits each batch into equal minibatches "
-                          f"(RLlib wraps around the batch end)")
-    out["num_minibatches"] = batch // learners // minibatch
-    return out
+    per = batch // learners
+    sources["num_minibatches"] = (f"{shown('minibatch_size')}: batch {per}"
+                                  + (f" per learner ({learners})" if learners > 1 else ""))
+    if minibatch is None:  # RLlib: no minibatching, the whole batch per learner
+        minibatch = per
+    elif per % minibatch:
+        per_text = f" per learner ({learners})" if learners > 1 else ""
+        if not minibatch_default:
+            raise ConfigError(f"from_rllib: {shown('minibatch_size')}: the batch of {per} "
+                              f"transitions{per_text} ({shown(batch_key)}) is not a multiple "
+                              f"of it; purejaxppo splits each batch into equal minibatches "
+                              f"(RLlib wraps around the batch end)")
+        moved = nearest_divisor(per, minibatch)
+        reason = (f"the batch of {per} transitions{per_text} is not a multiple of it (RLlib "
+                  f"wraps its minibatches around the batch end; purejaxppo splits each batch "
+                  f"into equal ones): using minibatches of {moved} ({per // moved} per epoch), "
+                  f"the nearest size that divides it")
+        notes.append(f"{shown('minibatch_size')}: {reason}. Give minibatch_size to choose")
+        sources["num_minibatches"] += f" moved to {moved}: {reason}"
+        minibatch = moved
+    out["num_minibatches"] = per // minibatch
+    return Sizes(out, sources, notes)
+
+
+class RLlibMapping(NamedTuple):
+    """What `read_rllib` read: the config, where each field it set came from, and the notes."""
+
+    config: PPOConfig
+    sources: dict  # field -> the RLlib key(s) and value(s) it came from ("(RLlib default)")
+    notes: tuple  # what was chosen for the user (sizes moved from RLlib's defaults, ...)
 
 
 def from_rllib(d: dict, **overrides) -> PPOConfig:
     """The validated `PPOConfig` for RLlib PPO config dict `d`, `overrides` (purejaxppo fields)
     winning. Missing keys take `RLLIB_PPO_DEFAULTS`; see the module docstring for the mapping,
-    the keys accepted and ignored, and what is rejected. ConfigError names the offending key."""
+    the keys accepted and ignored, and what is rejected. ConfigError names the offending key.
+    Prints each of `read_rllib`'s notes to stderr ("note: from_rllib: ...")."""
+    mapping = read_rllib(d, **overrides)
+    for text in mapping.notes:
+        print(f"note: from_rllib: {text}", file=sys.stderr)
+    return mapping.config
+
+
+def read_rllib(d: dict, **overrides) -> RLlibMapping:
+    """`from_rllib` without printing: the config, with its provenance (`RLlibMapping`)."""
     if not isinstance(d, dict):
         raise ConfigError(f"from_rllib: expected a dict of RLlib config keys, got "
                           f"{type(d).__name__}")
@@ -528,7 +627,8 @@ def from_rllib(d: dict, **overrides) -> PPOConfig:
                  for key, value in merged.items() if TABLE[key] is not None}
 
     def source(key):
-        return f"{given.get(key, key)}={merged[key]!r}"
+        default = "" if key in user else " (RLlib default)"
+        return f"{given.get(key, key)}={merged[key]!r}{default}"
 
     changes, sources = _model(user.get("model"), given.get("model", "model"),
                               d.get("vf_share_layers"))
@@ -540,9 +640,10 @@ def from_rllib(d: dict, **overrides) -> PPOConfig:
     # vf_clip_param: √ (value units), or None / inf: no value clipping
     if converted["vf_clip_param"] is OFF:
         changes["clip_value"] = False
+        sources["clip_value"] = source("vf_clip_param")
     else:
         changes["clip_value"], changes["vf_clip_eps"] = True, converted["vf_clip_param"]
-        sources["vf_clip_eps"] = source("vf_clip_param")
+        sources["vf_clip_eps"] = sources["clip_value"] = source("vf_clip_param")
     # use_gae=False: bootstrapped Monte-Carlo returns, i.e. λ = 1
     if converted["use_gae"] is SKIP:
         changes["gae_lambda"], sources["gae_lambda"] = converted["lambda"], source("lambda")
@@ -555,15 +656,21 @@ def from_rllib(d: dict, **overrides) -> PPOConfig:
     # the KL loss, with RLlib's β adaptation; kl_coeff = 0 switches it off
     kl_on = converted["use_kl_loss"] == "clip+kl_penalty" and converted["kl_coeff"] != 0.0
     changes["policy_objective"] = "clip+kl_penalty" if kl_on else "clip"
+    sources["policy_objective"] = f"{source('use_kl_loss')}, {source('kl_coeff')}"
     if kl_on:
         changes["kl_adaptation"] = "rllib"
+        sources["kl_adaptation"] = source("use_kl_loss")
     for key in ("kl_coeff", "kl_target"):
         if kl_on or converted[key] > 0:  # unused and <= 0: leave our (valid) default
             field = FIELD_OF_KEY[key]
             changes[field], sources[field] = converted[key], source(key)
     changes.update(IMPLIED)
-    changes.update(_sizes({k: converted[k] for k in _SIZE_KEYS}, given, overrides))
+    sources.update(dict.fromkeys(IMPLIED, "implied by RLlib (no key)"))
+    sizes = _sizes({k: converted[k] for k in _SIZE_KEYS}, given, overrides)
+    changes.update(sizes.fields)
+    sources.update(sizes.sources)
     changes.update(overrides)
+    sources.update(dict.fromkeys(overrides, "override"))
     config = PPOConfig(**changes)
     try:
         validate_config(config)
@@ -572,7 +679,7 @@ def from_rllib(d: dict, **overrides) -> PPOConfig:
         if field is None or field in overrides:
             raise
         raise ConfigError(f"{err} (from RLlib {sources[field]})") from None
-    return config
+    return RLlibMapping(config, sources, tuple(sizes.notes))
 
 
 # ----------------------------------------------------------------------------- to_rllib

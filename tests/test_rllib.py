@@ -14,7 +14,7 @@ from purejaxppo import ConfigError, PPOConfig
 from purejaxppo.config import FIELDS
 from purejaxppo.rllib import (ALIASES, FIELD_OF_KEY, IMPLIED, MAPPED_FIELDS, MODEL_TABLE,
                               NO_GRAD_CLIP, RLLIB_PPO_DEFAULTS, TABLE, UNMAPPED_FIELDS, from_rllib,
-                              to_rllib)
+                              nearest_divisor, nearest_multiple, read_rllib, to_rllib)
 
 # RLlib's PPO defaults, written out here (ray.rllib.algorithms.ppo.PPOConfig; gamma and the
 # env-runner settings from AlgorithmConfig, num_env_runners=2 from PPOConfig itself).
@@ -47,11 +47,13 @@ def test_rllib_defaults_are_written_out_and_missing_keys_take_them():
     # names the key (and says when the value is RLlib's default rather than given).
     with pytest.raises(ConfigError, match=r"minibatch_size=128: the batch of 4000 "):
         from_rllib(RLLIB_DEFAULTS)
-    with pytest.raises(ConfigError, match=r"minibatch_size=128 \(RLlib default\): .* 4000 "):
-        from_rllib({})
+    # ... given explicitly; when both are RLlib's defaults they move (see the next test)
+    with pytest.raises(ConfigError, match=r"minibatch_size=128: the batch of 4000 "):
+        from_rllib({"train_batch_size": 4000, "minibatch_size": 128})
     fixed = {**RLLIB_DEFAULTS, "minibatch_size": 125}
     config = from_rllib(fixed)
     assert config == from_rllib({"minibatch_size": 125})  # missing keys: RLlib's defaults
+    assert config == from_rllib({})  # RLlib's 128 moves to 125, the nearest divisor of 4000
     assert config == from_rllib(RLLIB_DEFAULTS, num_minibatches=32)  # an override replaces it
     purejaxppo.validate_config(config)
     assert (config.num_envs, config.num_steps, config.num_minibatches) == (2, 2000, 32)
@@ -69,6 +71,89 @@ def test_rllib_defaults_are_written_out_and_missing_keys_take_them():
     # untouched: ours
     assert config.total_timesteps == PPOConfig().total_timesteps
     assert config.adam_eps == PPOConfig().adam_eps
+
+
+# The material's own example (issue 21): no sizes given, so RLlib's defaults (4000, 128).
+MATERIAL = {"clip_param": 0.2, "vf_loss_coeff": 0.5, "entropy_coeff": 0.01, "gamma": 0.99,
+            "lambda_": 0.95, "num_sgd_iter": 4}
+
+
+def test_the_materials_example_maps_with_rllibs_default_sizes_moved_and_said(capsys):
+    config = PPOConfig.from_rllib(MATERIAL)
+    # 4000 transitions over RLlib's 2 env runners; 4000 / 128 = 31.25, so minibatches of 125
+    # (the divisor of 4000 nearest to 128): 32 per epoch, as many as RLlib's wrapped 128s
+    assert (config.num_envs, config.num_steps, config.num_minibatches) == (2, 2000, 32)
+    assert config.minibatch_size == 125
+    assert (config.clip_eps, config.vf_coef, config.ent_coef, config.gamma, config.gae_lambda,
+            config.update_epochs) == (0.2, 1.0, 0.01, 0.99, 0.95, 4)
+    err = capsys.readouterr().err
+    assert err.count("note: from_rllib: ") == 1
+    assert "minibatch_size=128 (RLlib default)" in err and "minibatches of 125 (32 per" in err
+    # the same, returned: the note and where each size came from
+    mapping = read_rllib(MATERIAL)
+    assert mapping.config == config and capsys.readouterr().err == ""
+    assert len(mapping.notes) == 1 and "125" in mapping.notes[0]
+    assert mapping.sources["num_minibatches"].startswith(
+        "minibatch_size=128 (RLlib default): batch 4000 moved to 125")
+    assert mapping.sources["num_steps"] == "train_batch_size=4000 (RLlib default) / num_envs"
+    assert mapping.sources["clip_eps"] == "clip_param=0.2"
+    assert mapping.sources["gae_lambda"] == "lambda_=0.95"
+    assert mapping.sources["learning_rate"] == "lr=5e-05 (RLlib default)"
+    # sizes that divide as they are: no note
+    assert read_rllib(BASE).notes == ()
+
+
+@pytest.mark.parametrize("keys, sizes, said", [
+    # the default batch moves to the nearest multiple the given sizes need
+    ({"minibatch_size": 96}, (2, 2016, 42), "using a batch of 4032 transitions instead, the "
+                                            "nearest multiple of 96"),
+    ({"num_envs_per_env_runner": 3}, (6, 667, 29), "4002 transitions"),  # then 138-minibatches
+    ({"num_envs_per_env_runner": 3, "minibatch_size": 100}, (6, 650, 39), "3900 transitions"),
+    ({"num_learners": 3, "minibatch_size": 50}, (2, 2025, 27), "4050 transitions"),
+    # a given fragment length fixes num_steps, so the default batch is fragment x num_envs
+    ({"rollout_fragment_length": 100}, (2, 100, 2), "rollout_fragment_length=100 x 2 "),
+    # the default minibatch moves to the divisor of the given batch nearest to 128
+    ({"train_batch_size": 1000}, (2, 500, 8), "minibatches of 125 (8 per epoch)"),
+    ({"train_batch_size": 1002}, (2, 501, 6), "minibatches of 167 (6 per epoch)"),
+    ({"train_batch_size_per_learner": 1000, "num_learners": 2}, (2, 1000, 8),
+     "minibatches of 125"),
+])
+def test_default_sizes_move_to_the_nearest_that_divide(keys, sizes, said):
+    mapping = read_rllib(keys)
+    c = mapping.config
+    assert (c.num_envs, c.num_steps, c.num_minibatches) == sizes
+    assert any(said in note for note in mapping.notes), mapping.notes
+    assert all("(RLlib default)" in note for note in mapping.notes)
+
+
+def test_given_sizes_that_cannot_be_honoured_stay_errors():
+    with pytest.raises(ConfigError, match=r"minibatch_size=96: the batch of 1000 .*\(train_"
+                                          r"batch_size=1000\)"):
+        from_rllib({"train_batch_size": 1000, "minibatch_size": 96, "num_env_runners": 0,
+                    "num_envs_per_env_runner": 4})
+    with pytest.raises(ConfigError, match=r"train_batch_size=1001: .* 2 environments"):
+        from_rllib({"train_batch_size": 1001})
+    with pytest.raises(ConfigError, match=r"rollout_fragment_length=100: .* give 'auto' or "
+                                          r"500"):
+        from_rllib({"train_batch_size": 1000, "rollout_fragment_length": 100})
+    with pytest.raises(ConfigError, match=r"minibatch_size=64: the batch of 300"):
+        from_rllib({"rollout_fragment_length": 150, "minibatch_size": 64})
+
+
+def test_nearest_multiple_and_divisor():
+    assert [nearest_multiple(v, 96) for v in (4000, 4031, 4032, 48, 1, 144)] == \
+        [4032, 4032, 4032, 96, 96, 192]  # 144: a tie between 96 and 192 goes up
+    assert [nearest_divisor(4000, t) for t in (128, 1, 4000, 9999, 90)] == \
+        [125, 1, 4000, 4000, 100]  # 90: a tie between 80 and 100 goes up
+    assert nearest_divisor(97, 50) == 97  # a prime: 1 or itself (47 vs 49 away)
+    rng = random.Random(0)
+    for _ in range(300):
+        n, t = rng.randint(1, 5000), rng.randint(1, 300)
+        brute = min((k for k in range(1, n + 1) if n % k == 0), key=lambda k: (abs(k - t), -k))
+        assert nearest_divisor(n, t) == brute
+        step = rng.randint(1, 300)
+        brute = min(range(step, n + 2 * step, step), key=lambda m: (abs(m - n), -m))
+        assert nearest_multiple(n, step) == brute
 
 
 @pytest.mark.parametrize("keys, expected", [

@@ -192,7 +192,8 @@ class PPOConfig:
     # The PPO variant.
     policy_objective: str = setting(
         "clip", one_of(OBJECTIVES), "an entry of loss.OBJECTIVES: clip (PPO-Clip), kl_penalty "
-        "(PPO-Penalty: ρ·A − β·KL) or clip+kl_penalty (both terms); register_objective adds "
+        "(PPO-Penalty: ρ·A − β·KL), clip+kl_penalty (both terms), appo (APPO's target-network "
+        "ratio, docs/appo.md) or appo+kl (with β·KL(π_target ‖ π)); register_objective adds "
         "more", rllib=("use_kl_loss",))
     kl_adaptation: str = setting(
         "paper", one_of(KL_ADAPTATIONS), "how β adapts after each update: paper (×2 / ÷2 "

@@ -7,8 +7,16 @@ The policy objective is an entry of `OBJECTIVES`, keyed by `PPOConfig.policy_obj
     kl_penalty:       L = −mean(ρ·Â) + β·mean(KL(π_old(·|s) ‖ π_θ(·|s)))             (§4)
     clip+kl_penalty:  L = −mean(min(ρ·Â, clip(ρ, 1−ε, 1+ε)·Â)) + β·mean(KL(π_old ‖ π_θ))
 
-Add one from anywhere with `register_objective(name, loss, adapts_kl_coef=...)`; the advantages
-come from the estimator table (`estimators.ESTIMATORS`, `PPOConfig.advantage_estimator`).
+APPO's (RLlib's APPO learner; μ the behaviour policy that acted, π_target the target network,
+c = `behaviour_ratio_clip`; trained by `appo.py`, which supplies the target's log-probs and makes
+π_target the KL's reference):
+
+    appo:             r = clip(μ/π_target, 0, c)·π_θ/μ;  L = −mean(min(r·Â, clip(r, 1−ε, 1+ε)·Â))
+    appo+kl:          the same + β·mean(KL(π_target ‖ π_θ))
+
+Add one from anywhere with `register_objective(name, loss, adapts_kl_coef=..., uses_target=...)`;
+the advantages come from the estimator table (`estimators.ESTIMATORS`,
+`PPOConfig.advantage_estimator`).
 
 The KL is exact, from the two distributions (`Distribution.kl`), not the sample estimate; the
 sample estimate mean((ρ − 1) − log ρ) is reported beside it as approx_kl.
@@ -16,7 +24,7 @@ sample estimate mean((ρ − 1) − log ρ) is reported beside it as approx_kl.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -49,12 +57,25 @@ def policy_loss(log_prob, old_log_prob, advantages, clip_eps):
     """
     log_ratio = log_prob - old_log_prob
     ratio = jnp.exp(log_ratio)
-    unclipped = -advantages * ratio
-    clipped = -advantages * jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
-    loss = jnp.maximum(unclipped, clipped).mean()
+    loss = clipped_surrogate(ratio, advantages, clip_eps)
     approx_kl = ((ratio - 1.0) - log_ratio).mean()
     clip_fraction = (jnp.abs(ratio - 1.0) > clip_eps).astype(jnp.float32).mean()
     return loss, approx_kl, clip_fraction
+
+
+def clipped_surrogate(ratio, advantages, clip_eps):
+    """PPO's clipped surrogate of a ratio `r`: mean of max(−Â·r, −Â·clip(r, 1−ε, 1+ε))."""
+    unclipped = -advantages * ratio
+    clipped = -advantages * jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
+    return jnp.maximum(unclipped, clipped).mean()
+
+
+def appo_ratio(log_prob, behaviour_log_prob, target_log_prob, behaviour_ratio_clip):
+    """APPO's ratio clip(μ/π_target, 0, c)·π_θ/μ from log-probs of the stored actions under π_θ,
+    the behaviour policy μ and the target network (RLlib's APPO learner)."""
+    behaviour_weight = jnp.clip(jnp.exp(behaviour_log_prob - target_log_prob), 0.0,
+                                behaviour_ratio_clip)
+    return behaviour_weight * jnp.exp(log_prob - behaviour_log_prob)
 
 
 def value_loss(values, old_values, returns, vf_clip_eps, clip_value: bool):
@@ -86,14 +107,18 @@ class PolicyTerms(NamedTuple):
     kl: jax.Array  # exact per-sample KL(π_old(·|s) ‖ π_θ(·|s))
     kl_coef: jax.Array  # the current β
     clipped: jax.Array  # the clipped surrogate loss, computed once for the diagnostics
+    target_log_prob: Optional[jax.Array] = None  # log π_target(a|s): objectives that `uses_target`
 
 
 class Objective(NamedTuple):
     """A table entry: `loss(terms: PolicyTerms, hp: HParams) -> scalar policy loss` (minimised).
-    `adapts_kl_coef`: β is adapted after each update by `PPOConfig.kl_adaptation`."""
+    `adapts_kl_coef`: β is adapted after each update by `PPOConfig.kl_adaptation`.
+    `uses_target`: the objective needs a target network (`appo.py` keeps one, fills
+    `PolicyTerms.target_log_prob` and makes the target's distribution π_old of the KL terms)."""
 
     loss: Callable[[PolicyTerms, Any], jax.Array]
     adapts_kl_coef: bool = False
+    uses_target: bool = False
 
 
 def clip_objective(terms: PolicyTerms, hp):
@@ -112,19 +137,36 @@ def clip_kl_penalty_objective(terms: PolicyTerms, hp):
     return terms.clipped + kl_penalty(terms.kl, terms.kl_coef)
 
 
+def appo_objective(terms: PolicyTerms, hp):
+    """APPO: PPO's clipped surrogate of `appo_ratio` (behaviour weights clipped at
+    `hp.behaviour_ratio_clip`, the ratio at ±`hp.clip_eps`)."""
+    ratio = appo_ratio(terms.log_prob, terms.old_log_prob, terms.target_log_prob,
+                       hp.behaviour_ratio_clip)
+    return clipped_surrogate(ratio, terms.advantages, hp.clip_eps)
+
+
+def appo_kl_objective(terms: PolicyTerms, hp):
+    """APPO with the KL loss: `appo_objective` + β·mean(KL(π_target ‖ π_θ)) (`terms.kl` is taken
+    against the target's distribution)."""
+    return appo_objective(terms, hp) + kl_penalty(terms.kl, terms.kl_coef)
+
+
 OBJECTIVES: dict[str, Objective] = {
     "clip": Objective(clip_objective),
     "kl_penalty": Objective(kl_penalty_objective, adapts_kl_coef=True),
     "clip+kl_penalty": Objective(clip_kl_penalty_objective, adapts_kl_coef=True),
+    "appo": Objective(appo_objective, uses_target=True),
+    "appo+kl": Objective(appo_kl_objective, adapts_kl_coef=True, uses_target=True),
 }
 
 
-def register_objective(name: str, loss: Callable, *, adapts_kl_coef: bool = False) -> Objective:
+def register_objective(name: str, loss: Callable, *, adapts_kl_coef: bool = False,
+                       uses_target: bool = False) -> Objective:
     """Add (or replace) the entry `name` of `OBJECTIVES`; `PPOConfig(policy_objective=name)` then
     selects it. Returns the entry."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"register_objective: name must be a non-empty string, got {name!r}")
-    OBJECTIVES[name] = Objective(loss, bool(adapts_kl_coef))
+    OBJECTIVES[name] = Objective(loss, bool(adapts_kl_coef), bool(uses_target))
     return OBJECTIVES[name]
 
 
@@ -150,7 +192,8 @@ def ppo_loss(params, policy_fn, minibatch, hp, kl_coef, *, objective: str, clip_
     `policy_fn(params, minibatch) -> (distribution, values)` evaluates the network on the
     minibatch's samples (see `update`). `minibatch` (a `update.Batch`) has per-sample fields obs,
     actions (as sampled), log_probs, values, advantages, returns and old_dist (the rollout
-    policy's distribution, per sample). `objective` names the `OBJECTIVES` entry
+    policy's distribution, per sample; the target network's under APPO), and target_log_probs
+    for objectives that `uses_target`. `objective` names the `OBJECTIVES` entry
     (`PPOConfig.policy_objective`), `estimator` the `ESTIMATORS` entry; `kl_coef` is the current
     β. Returns `(loss, LossInfo)`, differentiable in `params`.
     """
@@ -162,7 +205,8 @@ def ppo_loss(params, policy_fn, minibatch, hp, kl_coef, *, objective: str, clip_
     clipped, approx_kl, clip_fraction = policy_loss(log_prob, minibatch.log_probs, advantages,
                                                     hp.clip_eps)
     kl = minibatch.old_dist.kl(dist)
-    terms = PolicyTerms(log_prob, minibatch.log_probs, advantages, kl, kl_coef, clipped)
+    terms = PolicyTerms(log_prob, minibatch.log_probs, advantages, kl, kl_coef, clipped,
+                        minibatch.target_log_probs)
     pg_loss = OBJECTIVES[objective].loss(terms, hp)
     v_loss = value_loss(values, minibatch.values, returns, hp.vf_clip_eps, clip_value)
     entropy = dist.entropy().mean()

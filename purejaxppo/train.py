@@ -15,6 +15,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from purejaxppo.appo import UpdateRule, make_update_rule
 from purejaxppo.config import HParams, PPOConfig, validate_config, validate_hparams
 from purejaxppo.envs import EnvSpec, check_config_for_env, make_env
 from purejaxppo.fast_paths import fast_key, fast_paths_enabled, restore_key
@@ -25,9 +26,9 @@ from purejaxppo.networks import (ActorCritic, batch_policy, carry_resets, init_p
 from purejaxppo.normalize import (RewardScaler, RunningStats, init_reward_scaler, init_stats,
                                   normalize_obs, scale_rewards, update_stats)
 from purejaxppo.progress import emit_progress
-from purejaxppo.rollout import EnvRunner, collect_rollout, reset_envs
+from purejaxppo.rollout import EnvRunner, Transition, collect_rollout, reset_envs
 from purejaxppo.update import (Batch, Learner, Sampler, learning_rate_at, make_optimizer,
-                               make_sampler, update_policy)
+                               make_sampler)
 
 
 class TrainState(NamedTuple):
@@ -60,19 +61,28 @@ def observe(obs, stats: Optional[RunningStats], config: PPOConfig):
     return obs if stats is None else normalize_obs(obs, stats, config.obs_clip)
 
 
-def ppo_iteration(state: TrainState, step, *, config: PPOConfig, spec: EnvSpec,
-                  network: ActorCritic, optimizer, sampler: Sampler, hp: HParams,
-                  callback: Optional[Callable], callback_every: int):
-    """One PPO update: collect a rollout, estimate advantages and returns (the config's
-    `advantage_estimator`, GAE by default), run K epochs of minibatch updates.
+class Rollout(NamedTuple):
+    """What one update's rollout hands the learner (per-step leaves `(num_steps, num_envs, ...)`)."""
+
+    runner: EnvRunner  # after the rollout (its key in the fast representation)
+    traj: Transition
+    done: jax.Array  # terminated or truncated
+    sequences: EstimatorInputs  # rewards as trained on, the acting critic's values and bootstrap
+    returns: jax.Array  # the estimator's value targets (after the rollout)
+    batch: Batch
+    reward_scaler: Optional[RewardScaler]
+
+
+def collect(state: TrainState, hp: HParams, *, config: PPOConfig, spec: EnvSpec,
+            network: ActorCritic, rule: UpdateRule) -> Rollout:
+    """Act for `num_steps` with the rule's acting parameters (the trained ones, or APPO's lagged
+    set), bootstrap, scale rewards, estimate advantages and returns (the config's
+    `advantage_estimator`, GAE by default) and build the update's `Batch`.
 
     Observations are normalised with the statistics *before* this rollout, everywhere they enter
-    the network in this update (acting, the final-observation bootstrap, the loss); the statistics
-    are then updated with the rollout's raw observations. `step` counts updates within this
-    `run` call; it is never batched, so the progress `cond` stays a real branch under vmap.
+    the network in this update (acting, the final-observation bootstrap, the loss).
     """
-    update_idx = state.update
-    params = state.learner.params
+    params = rule.acting_params(state.learner, state.update)
     policy = functools.partial(_act, network, state.obs_stats, config)
     start_carry = state.runner.carry
     # The same random numbers, cheaper on CPU (fast_paths.fast_key); the state keeps key types.
@@ -95,24 +105,37 @@ def ppo_iteration(state: TrainState, step, *, config: PPOConfig, spec: EnvSpec,
     sequences = EstimatorInputs(rewards, traj.values, next_values, traj.terminated,
                                 traj.truncated, traj.log_probs)
     advantages, returns = ESTIMATORS[config.advantage_estimator].estimate(sequences, hp)
-
-    learning_rate = learning_rate_at(hp.learning_rate, update_idx, config.num_updates,
-                                     config.anneal_lr)
     batch = make_batch(traj, done, sequences, advantages, returns, start_carry, state.obs_stats,
                        config)
-    key, update_key = jax.random.split(runner.key)
-    learner, info = update_policy(state.learner, batch, update_key,
-                                  policy_fn=batch_policy(network, config.num_steps),
-                                  optimizer=optimizer, hp=hp, learning_rate=learning_rate,
-                                  config=config, sampler=sampler)
-    obs_stats = None if state.obs_stats is None else update_stats(state.obs_stats, traj.obs)
+    return Rollout(runner, traj, done, sequences, returns, batch, reward_scaler)
 
-    metrics = make_metrics(traj, done, info, returns, learning_rate)
+
+def ppo_iteration(state: TrainState, step, *, config: PPOConfig, spec: EnvSpec,
+                  network: ActorCritic, optimizer, sampler: Sampler, rule: UpdateRule,
+                  hp: HParams, callback: Optional[Callable], callback_every: int):
+    """One update: `collect` a rollout, then the rule's learn step (PPO: K epochs of minibatch
+    updates on it; APPO: see `appo.py`), then the observation statistics are updated with the
+    rollout's raw observations. `step` counts updates within this `run` call; it is never
+    batched, so the progress `cond` stays a real branch under vmap.
+    """
+    update_idx = state.update
+    rollout = collect(state, hp, config=config, spec=spec, network=network, rule=rule)
+    learning_rate = learning_rate_at(hp.learning_rate, update_idx, config.num_updates,
+                                     config.anneal_lr)
+    key, update_key = jax.random.split(rollout.runner.key)
+    learner, info = rule.learn(state.learner, rollout.batch, rollout.sequences, update_key,
+                               update_idx, policy_fn=batch_policy(network, config.num_steps),
+                               optimizer=optimizer, hp=hp, learning_rate=learning_rate,
+                               config=config, sampler=sampler)
+    obs_stats = None if state.obs_stats is None else update_stats(state.obs_stats,
+                                                                  rollout.traj.obs)
+
+    metrics = make_metrics(rollout.traj, rollout.done, info, rollout.returns, learning_rate)
     if callback is not None:
         jax.lax.cond(step % callback_every == 0,
                      lambda: emit_progress(callback, update_idx, metrics), lambda: None)
-    return TrainState(learner, runner._replace(key=restore_key(key, state.runner.key)),
-                      obs_stats, reward_scaler, update_idx + 1), metrics
+    runner = rollout.runner._replace(key=restore_key(key, state.runner.key))
+    return TrainState(learner, runner, obs_stats, rollout.reward_scaler, update_idx + 1), metrics
 
 
 def make_batch(traj, done, sequences: EstimatorInputs, advantages, returns, start_carry,
@@ -178,6 +201,7 @@ def make_trainer(config: PPOConfig, *, env=None, env_params=None,
     network = make_network(config, spec)
     optimizer = make_optimizer(config)
     sampler = make_sampler(config)
+    rule = make_update_rule(config)
 
     def hparams_of(hparams):
         hp = config.hparams() if hparams is None else hparams
@@ -188,7 +212,7 @@ def make_trainer(config: PPOConfig, *, env=None, env_params=None,
         hp = hparams_of(hparams)  # checked here too: init takes the same arguments as train
         init_key, env_key = jax.random.split(key)
         params = init_params(network, init_key, spec.obs_shape)
-        return TrainState(
+        state = TrainState(
             Learner(params, optimizer.init(params), hp.kl_coef),
             reset_envs(spec.env, spec.env_params, env_key, config.num_envs,
                        initial_carry(network, config.num_envs)),
@@ -196,11 +220,19 @@ def make_trainer(config: PPOConfig, *, env=None, env_params=None,
             init_reward_scaler(config.num_envs) if config.normalize_reward else None,
             jnp.zeros((), jnp.int32))
 
+        def rollout_shapes(learner):  # one update's Batch and sequences, shapes only
+            collected = jax.eval_shape(functools.partial(
+                collect, config=config, spec=spec, network=network, rule=rule),
+                state._replace(learner=learner), hp)
+            return collected.batch, collected.sequences
+
+        return state._replace(learner=rule.init_learner(state.learner, rollout_shapes))
+
     def run(state: TrainState, hparams: Optional[HParams] = None,
             num_updates: int = config.num_updates):
         iteration = functools.partial(
             ppo_iteration, config=config, spec=spec, network=network, optimizer=optimizer,
-            sampler=sampler, hp=hparams_of(hparams), callback=callback, callback_every=callback_every)
+            sampler=sampler, rule=rule, hp=hparams_of(hparams), callback=callback, callback_every=callback_every)
         return jax.lax.scan(iteration, state, jnp.arange(num_updates))
 
     def train(key, hparams: Optional[HParams] = None) -> TrainResult:

@@ -43,19 +43,23 @@ class Batch(NamedTuple):
     carry: Optional[jax.Array] = None  # recurrent: hidden state at the rollout's start, per env
     # Estimators that `uses_policy`: their inputs, kept `(num_steps, envs)` in every minibatch.
     sequences: Optional[EstimatorInputs] = None
+    # Objectives that `uses_target` (APPO): log π_target(a|s) of the stored actions.
+    target_log_probs: Optional[jax.Array] = None
 
 
 class Learner(NamedTuple):
     """What the update changes: the parameters, Adam's state and the KL penalty's β.
 
-    `param_sets`: further named parameter sets a variant keeps beside the trained ones (e.g.
-    `{"target": ..., "behaviour": ...}`); None for PPO, which adds no leaf to the state (so
-    checkpoints keep their layout). `sgd_step` carries it through unchanged."""
+    `param_sets`: further named parameter sets a variant keeps beside the trained ones (APPO's
+    `{"lagged": ..., "target": ...}`); `buffer`: APPO's circular buffer of recent batches
+    (`appo.Buffer`). Both None for PPO, which adds no leaf to the state (so checkpoints keep
+    their layout). `sgd_step` carries them through unchanged."""
 
     params: Any
     opt_state: Any
     kl_coef: jax.Array  # β (float32 scalar); constant unless the objective `adapts_kl_coef`
     param_sets: Any = None
+    buffer: Any = None
 
 
 class UpdateInfo(NamedTuple):

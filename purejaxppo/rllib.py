@@ -1,13 +1,24 @@
-"""RLlib's PPO config vocabulary: `from_rllib(d) -> PPOConfig`, `to_rllib(config) -> dict`.
+"""RLlib's PPO and APPO config vocabulary: `from_rllib(d) -> PPOConfig`, `to_rllib(config) -> dict`.
 
-`from_rllib(d, **overrides)` (also `purejaxppo.from_rllib`) reads a dict of RLlib PPO (or APPO
-without V-trace) config keys, as `ray.rllib.algorithms.ppo.PPOConfig().to_dict()` or a tuned
+`from_rllib(d, *, algorithm=None, **overrides)` (also `purejaxppo.from_rllib`) reads a dict of
+RLlib PPO or APPO config keys, as `PPOConfig().to_dict()` / `APPOConfig().to_dict()` or a tuned
 example YAML writes them, and returns the validated `PPOConfig` that trains what RLlib would, as
-far as the two algorithms agree. The rules:
+far as the two agree. The rules:
 
-* **A missing key takes RLlib's PPO default** (`RLLIB_PPO_DEFAULTS`, written out below), not
-  purejaxppo's: `{"env": "CartPole-v1"}` means RLlib's λ = 1, lr 5e-5, 30 epochs, KL loss, 2x256
-  tanh network.
+* **PPO or APPO.** `algorithm="PPO"` or `"APPO"` says which; None (the default) reads the dict
+  as APPO when it has an APPO key (`APPO_KEYS`: vtrace, vtrace_clip_rho_threshold,
+  vtrace_clip_pg_rho_threshold, target_worker_clipping, tau, target_network_update_freq,
+  circular_buffer_num_batches, circular_buffer_iterations_per_batch, or a deprecated APPO key),
+  with a note saying so, else as PPO. Each algorithm accepts its own keys only (APPO has no
+  `vf_clip_param` nor `use_critic`; PPO none of `APPO_KEYS`). The APPO keys and what they set
+  are in the second table below; `DEPRECATED` APPO keys (target_update_frequency, use_critic,
+  minibatch_buffer_size, replay_proportion, learner_queue_size) are errors saying what replaced
+  them, except at the value APPOConfig holds when they are unset.
+
+* **A missing key takes RLlib's default** (`RLLIB_PPO_DEFAULTS` / `RLLIB_APPO_DEFAULTS`,
+  written out below), not purejaxppo's: `{"env": "CartPole-v1"}` means RLlib's λ = 1, lr 5e-5,
+  30 epochs, KL loss, 2x256 tanh network; for APPO λ = 1, lr 5e-4, ε = 0.4, one epoch over the
+  whole batch, V-trace, N = 4, K = 2, grad clip 40.
 * **Sizes.** A size the user gave that does not divide (batch over environments, over learners,
   into minibatches) is an error naming the key. A size left to RLlib's default moves to the
   nearest one that divides, because RLlib runs its defaults (its minibatch iterator wraps around
@@ -44,7 +55,7 @@ written once, in the `rllib` column of the config's field table (`purejaxppo.con
 | `use_gae` | `gae_lambda` | True: nothing; False -> λ = 1 (RLlib's bootstrapped Monte-Carlo returns minus V are GAE with λ = 1); an explicit `lambda` != 1 beside it is an error |
 | `clip_param` | `clip_eps` | same |
 | `vf_clip_param` | `vf_clip_eps`, `clip_value` | √vf_clip_param; None or inf -> `clip_value=False`. See below: not the same rule |
-| `vf_loss_coeff` | `vf_coef` | ×2: RLlib's value loss is the squared error, ours half of it (0.5·MSE), so 2·coeff gives the same gradient |
+| `vf_loss_coeff` | `vf_coef` | PPO: ×2 (RLlib's PPO value loss is the squared error, ours half of it, 0.5·MSE, so 2·coeff gives the same gradient); APPO: same (its value loss is 0.5·MSE) |
 | `entropy_coeff` | `ent_coef` | same; a schedule (list) is an error |
 | `use_kl_loss` | `policy_objective`, `kl_adaptation` | True -> "clip+kl_penalty" with `kl_adaptation="rllib"` (β ×1.5 above 2·kl_target, ×0.5 below kl_target/2, as RLlib); False -> "clip" |
 | `kl_coeff` | `kl_coef` | same (initial β); 0 switches the KL term off ("clip", as in RLlib where β = 0 stays 0) |
@@ -63,12 +74,32 @@ written once, in the `rllib` column of the config's field table (`purejaxppo.con
 | `vf_share_layers` | `shared_trunk` | the old top-level spelling |
 | `observation_filter` | `normalize_obs` | "MeanStdFilter" -> True, "NoFilter" -> False |
 | `use_critic` | - | True only (we always learn a critic) |
-| `vtrace` | - | False only (APPO; we have no V-trace) |
 | `shuffle_batch_per_epoch`, `shuffle_sequences` | - | True only (we reshuffle every epoch) |
 | `batch_mode` | - | "truncate_episodes" only (fixed-length rollouts) |
 | `lr_schedule`, `entropy_coeff_schedule` | - | None only (schedules are not supported) |
 | `env_config` | - | empty only (gymnax env params are not configurable here) |
 | `clip_rewards` | - | None/False only (we never clip rewards; `normalize_reward` is different) |
+
+APPO's keys (`algorithm="APPO"`; besides the shared ones above, without `vf_clip_param` and
+`use_critic`):
+
+| RLlib key | purejaxppo field | how |
+|---|---|---|
+| `vtrace` | `advantage_estimator` | True -> "vtrace", False -> "gae" |
+| `vtrace_clip_rho_threshold` | `vtrace_clip_rho` | same (ρ̄) |
+| `vtrace_clip_pg_rho_threshold` | `vtrace_clip_pg_rho` | same (ρ̄_pg) |
+| `use_kl_loss` | `policy_objective`, `kl_adaptation` | True -> "appo+kl" with `kl_adaptation="rllib"`; False (or `kl_coeff` 0) -> "appo" |
+| `target_worker_clipping` | `behaviour_ratio_clip` | same: clip(μ/π_target, 0, this)·π/μ |
+| `tau` | `tau` | same (Polyak step) |
+| `circular_buffer_num_batches` | `buffer_num_batches` | same (N) |
+| `circular_buffer_iterations_per_batch` | `buffer_iterations_per_batch` | same (K) |
+| `target_network_update_freq` | `target_update_every` | × N: RLlib refreshes every freq·N·K·batch trained env steps, one of our updates trains K batches; error unless a whole number >= 1 |
+| `lambda`, `lambda_` | `gae_lambda` | same; with V-trace a note: RLlib's V-trace has no λ (it ignores it), ours uses it in c_s = λ·min(c̄, ρ_s) |
+
+APPO also implies `clip_value=False` (its value loss is unclipped), `normalize_advantages=False`
+(it does not standardise advantages) and `vtrace_clip_c=1` (RLlib fixes c̄). `policy_lag` is
+not an RLlib key (RLlib's lag comes from its asynchronous actors): purejaxppo's default (0) or
+an override.
 
 Besides the keys, `from_rllib` sets what RLlib implies and has no key for: `anneal_lr=False`,
 `target_kl=0`, `normalize_advantages=True`, `gru_size=0`, and `kl_adaptation="rllib"` with the
@@ -102,11 +133,13 @@ or squash into the bounds (`action_bounds`).
 `min_sample_timesteps_per_iteration`, `min_train_timesteps_per_iteration`.
 
 `to_rllib(config)` writes the keys above (new-stack spelling, `num_env_runners=0` with
-`num_envs_per_env_runner=num_envs`) so that `from_rllib(to_rllib(c)) == c` on `MAPPED_FIELDS`
-(and on every field with the `UNMAPPED_FIELDS` passed as overrides). It raises `ConfigError`
-naming each field whose value RLlib's PPO cannot express: `policy_objective="kl_penalty"` (RLlib
-always clips), a KL objective with `kl_adaptation` other than "rllib", `anneal_lr=True`,
-`target_kl > 0`, `normalize_advantages=False`, `gru_size > 0`.
+`num_envs_per_env_runner=num_envs`; APPO's keys when `policy_objective` is "appo" or "appo+kl")
+so that `from_rllib(to_rllib(c)) == c` on `MAPPED_FIELDS` (and on every field with the
+`UNMAPPED_FIELDS` passed as overrides). It raises `ConfigError` naming each field whose value
+the RLlib algorithm cannot express: `policy_objective="kl_penalty"` (RLlib always clips), a KL
+objective with `kl_adaptation` other than "rllib", `anneal_lr=True`, `target_kl > 0`,
+`gru_size > 0`, `normalize_advantages` other than RLlib's (PPO True, APPO False); for PPO any
+APPO field (`APPO_FIELDS`) off its default, for APPO `clip_value=True` or `vtrace_clip_c != 1`.
 """
 
 from __future__ import annotations

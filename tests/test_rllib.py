@@ -415,7 +415,12 @@ def test_appo_defaults_are_written_out_and_missing_keys_take_them(capsys):
     assert RLLIB_APPO_DEFAULTS == APPO_DEFAULTS
     mapping = read_rllib({}, algorithm="APPO")
     assert {k: getattr(mapping.config, k) for k in APPO_EXPECTED} == APPO_EXPECTED
-    assert from_rllib(APPO_DEFAULTS, algorithm="APPO") == mapping.config
+    # the same given explicitly: the fragment is the user's and cannot be honoured
+    with pytest.raises(ConfigError, match=r"rollout_fragment_length=50: a batch of 500 .* give "
+                                          r"'auto' or 250"):
+        from_rllib(APPO_DEFAULTS, algorithm="APPO")
+    explicit = {**APPO_DEFAULTS, "rollout_fragment_length": "auto"}
+    assert from_rllib(explicit, algorithm="APPO") == mapping.config
     # RLlib's default fragment of 50 steps is not the 250 of its batch over 2 env runners: it
     # follows the batch, as "auto", and says so
     assert mapping.notes == ("rollout_fragment_length=50 (RLlib default) is not the 250 steps "
@@ -586,3 +591,23 @@ def test_to_rllib_appo_refuses_what_rllibs_appo_cannot_express(changes, field):
             "clip_value": False}
     with pytest.raises(ConfigError, match=f"RLlib's APPO cannot express PPOConfig.*{field}"):
         to_rllib(PPOConfig(**{**base, **changes}))
+
+
+def test_the_appo_preset_holds_rllibs_appo_learner_defaults():
+    """presets 'appo': the buffer, target and V-trace settings are what from_rllib reads from
+    RLlib's APPO defaults; the rest is the cartpole preset; `--preset appo` resolves to it."""
+    from purejaxppo import presets
+
+    preset = presets.get("appo")
+    rllib = read_rllib({}, algorithm="APPO").config
+    learner = ("advantage_estimator", "policy_objective", "vtrace_clip_rho",
+               "vtrace_clip_pg_rho", "vtrace_clip_c", "behaviour_ratio_clip", "tau",
+               "buffer_num_batches", "buffer_iterations_per_batch", "target_update_every")
+    assert {f: getattr(preset, f) for f in learner} == {f: getattr(rllib, f) for f in learner}
+    assert preset.policy_lag == 1 and preset.env_name == "CartPole-v1"
+    assert preset.replace(**{f: getattr(PPOConfig(), f) for f in learner + ("policy_lag",)}) \
+        == presets.get("cartpole")
+    assert presets.resolve("appo", "CartPole-v1") == "appo"
+    assert presets.build_config("appo", total_timesteps=1024) == preset.replace(
+        total_timesteps=1024)
+    assert presets.resolve(None, "CartPole-v1") == "cartpole"  # still the default

@@ -165,7 +165,9 @@ PRESETS: dict[str, Preset] = {
                "(ρ̄ = ρ̄_pg = c̄ = 1); the actors one update behind (policy_lag=1, as the "
                "host-thread IMPALAs with size-1 queues)",
         tuning="not tuned yet",
-        measured="not measured yet"),
+        measured="500.0 ± 0.0 over 4 seeds at 5e5 steps (base key 0; `purejaxppo train --env "
+                 "CartPole-v1 --preset appo --num-seeds 4`, 46 s run + 38 s compile on the shared "
+                 "2-core CPU, 2026-12-03)"),
 }
 
 

@@ -201,7 +201,8 @@ class PPOConfig:
         "[0.5, 2]·kl_target) or fixed", rllib=("use_kl_loss",))
     advantage_estimator: str = setting(
         "gae", one_of(ESTIMATORS), "an entry of estimators.ESTIMATORS: gae (GAE(λ), "
-        "truncation-aware); register_estimator adds more", rllib=("vtrace",))
+        "truncation-aware), vtrace (V-trace; docs/vtrace.md); register_estimator adds more",
+        rllib=("vtrace",))
     # APPO's learner (purejaxppo/appo.py): all off by default, which is PPO.
     policy_lag: int = setting(
         0, NON_NEGATIVE_INT, "the actors act with the parameters of this many updates ago (a "

@@ -17,7 +17,7 @@ _EXPORTS = {
     "purejaxppo.config": ("ConfigError", "HPARAM_FIELDS", "HParams", "PPOConfig",
                           "validate_config"),
     "purejaxppo.envs": ("available_envs", "make_env"),
-    "purejaxppo.estimators": ("compute_gae", "register_estimator"),
+    "purejaxppo.estimators": ("compute_gae", "compute_vtrace", "register_estimator"),
     "purejaxppo.loss": ("register_objective",),
     "purejaxppo.metrics": ("Metrics", "final_return"),
     "purejaxppo.train": ("TrainResult", "TrainState", "Trainer", "make_train", "make_trainer"),
@@ -60,7 +60,7 @@ def __dir__():
 if TYPE_CHECKING:  # static analysers and IDEs see ordinary imports
     from purejaxppo.config import HPARAM_FIELDS, ConfigError, HParams, PPOConfig, validate_config
     from purejaxppo.envs import available_envs, make_env
-    from purejaxppo.estimators import compute_gae, register_estimator
+    from purejaxppo.estimators import compute_gae, compute_vtrace, register_estimator
     from purejaxppo.loss import register_objective
     from purejaxppo.metrics import Metrics, final_return
     from purejaxppo.progress import ProgressReporter, progress_every

@@ -85,9 +85,44 @@ def _finish(args, run, summary: dict, text: str, writes: bool = True) -> int:
     return {None: 0, "signal": EXIT_SIGNAL, "nonfinite": EXIT_NONFINITE}[run.stopped]
 
 
+def run_actor_learner_cli(args) -> int:
+    """`train --actor-learner`: `actor_learner.run_actor_learner` (actors and learner on two
+    devices at once); prints the final return, speed and lag, writes `--json`."""
+    enable_compile_cache(args.compile_cache, "--compile-cache", progress=False)
+    from purejaxppo.actor_learner import run_actor_learner
+
+    for option, value in (("--eval-every", args.eval_every), ("--tensorboard", args.tensorboard),
+                          ("--log-format", args.log_format),
+                          ("--checkpoint-every", args.checkpoint_every),
+                          ("--overwrite", args.overwrite)):
+        if value:
+            raise ConfigError(f"{option}: not available with --actor-learner (it checkpoints "
+                              f"the learner at the end or on Ctrl-C, into --checkpoint-dir)")
+    check_output_path("--json", args.json)
+    config = build_config(args)
+    if args.resume and args.checkpoint_dir:
+        raise ConfigError("--resume DIR continues in DIR: do not give --checkpoint-dir")
+    print(presets.describe_choice(args.preset, config_changes(args).get("env_name")), flush=True)
+    run = run_actor_learner(config, num_seeds=args.num_seeds or 1, seed=args.seed or 0,
+                            queue_size=args.queue_size, run_dir=args.resume or args.checkpoint_dir,
+                            resume=bool(args.resume), keep=args.keep)
+    summary = {**run.summary(config, args.final_window), "queue_size": args.queue_size}
+    early = f", stopped early after {run.updates_done} updates" if run.stopped else ""
+    print(f"\n{config.env_name}: final return {summary['final_return_mean']:.1f} ± "
+          f"{summary['final_return_std']:.1f} over {run.state.update.shape[0]} runs{early}\n"
+          f"{run.steps_per_second:,.0f} env steps/s, compile {run.compile_s:.2f} s; lag "
+          f"(updates between acting and training): "
+          f"{dict(enumerate(summary['lag_histogram']))}")
+    if args.json:
+        write_json(args.json, summary)
+    return EXIT_SIGNAL if run.stopped else 0
+
+
 def run_train(args) -> int:
     """Train `--num-seeds` seeds of one config over every local device, with a progress bar;
     print and optionally save the summary (also when stopped early)."""
+    if args.actor_learner:
+        return run_actor_learner_cli(args)
     run = _fit(args, lambda config: None, writes=True)
     summary = run.summary(window=args.final_window)
     early = f", stopped early after {run.updates_done} updates" if run.stopped else ""
@@ -251,6 +286,11 @@ def make_parser() -> argparse.ArgumentParser:
                        "Cartesian product (the last varying fastest) x --num-seeds seeds as one "
                        "program over all devices (and processes: --coordinator ...); process 0 "
                        "prints the final return per setting.")
+    t.add_argument("--actor-learner", action="store_true", help="actors and learner at the same "
+                   "time on two devices (host threads; needs two devices: on a CPU, XLA_FLAGS="
+                   "--xla_force_host_platform_device_count=2); the lag is real and recorded")
+    t.add_argument("--queue-size", type=int, default=1, help="with --actor-learner: rollouts "
+                   "that may wait for the learner (default 1)")
     for p, func, seeds, options in ((t, run_train, 1, RUN_OPTIONS),
                                     (w, run_sweep, 4, RUN_OPTIONS + SWEEP_OPTIONS)):
         for flag, keywords in options:

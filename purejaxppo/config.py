@@ -176,19 +176,19 @@ class PPOConfig:
     # Off-policy corrections (APPO: estimators "vtrace", objective "appo").
     vtrace_clip_rho: float = setting(
         1.0, POSITIVE, "V-trace ρ̄: importance weights of the value targets' TD errors are "
-        "min(ρ̄, π/μ)", traced=True)
+        "min(ρ̄, π/μ)", traced=True, rllib=("vtrace_clip_rho_threshold",))
     vtrace_clip_pg_rho: float = setting(
         1.0, POSITIVE, "V-trace ρ̄ of the policy-gradient advantages: min(ρ̄_pg, π/μ)",
-        traced=True)
+        traced=True, rllib=("vtrace_clip_pg_rho_threshold",))
     vtrace_clip_c: float = setting(
         1.0, POSITIVE, "V-trace c̄: trace coefficients c_s = λ·min(c̄, π/μ) (rlax and RLlib fix "
         "it at 1)", traced=True)
     behaviour_ratio_clip: float = setting(
         2.0, POSITIVE, "APPO's ratio clip(μ/π_target, 0, this)·π/μ before PPO's ε-clip",
-        traced=True)
+        traced=True, rllib=("target_worker_clipping",))
     tau: float = setting(
         1.0, HALF_OPEN_UNIT, "Polyak step of the target network: target ← τ·θ + (1−τ)·target "
-        "(1: a copy)", traced=True)
+        "(1: a copy)", traced=True, rllib=("tau",))
     # The PPO variant.
     policy_objective: str = setting(
         "clip", one_of(OBJECTIVES), "an entry of loss.OBJECTIVES: clip (PPO-Clip), kl_penalty "
@@ -201,19 +201,23 @@ class PPOConfig:
         "[0.5, 2]·kl_target) or fixed", rllib=("use_kl_loss",))
     advantage_estimator: str = setting(
         "gae", one_of(ESTIMATORS), "an entry of estimators.ESTIMATORS: gae (GAE(λ), "
-        "truncation-aware), vtrace (V-trace; docs/vtrace.md); register_estimator adds more")
+        "truncation-aware), vtrace (V-trace; docs/vtrace.md); register_estimator adds more",
+        rllib=("vtrace",))
     # APPO's learner (purejaxppo/appo.py): all off by default, which is PPO.
     policy_lag: int = setting(
         0, NON_NEGATIVE_INT, "the actors act with the parameters of this many updates ago (a "
         "ring of policy_lag + 1 parameter sets in the train state; 0: on-policy)")
     target_update_every: int = setting(
         1, POSITIVE_INT, "updates between target-network refreshes (objectives that use a "
-        "target network); RLlib's target_network_update_freq × circular_buffer_num_batches")
+        "target network); RLlib's target_network_update_freq × circular_buffer_num_batches",
+        rllib=("target_network_update_freq", "circular_buffer_num_batches"))
     buffer_num_batches: int = setting(
-        1, POSITIVE_INT, "rollouts kept in the circular buffer (1: only the newest)")
+        1, POSITIVE_INT, "rollouts kept in the circular buffer (1: only the newest)",
+        rllib=("circular_buffer_num_batches",))
     buffer_iterations_per_batch: int = setting(
         1, POSITIVE_INT, "the most times any one rollout is trained on, and the most draws "
-        "per update (each of a different buffered batch; docs/appo.md)")
+        "per update (each of a different buffered batch; docs/appo.md)",
+        rllib=("circular_buffer_iterations_per_batch",))
     # Static switches.
     anneal_lr: bool = setting(True, BOOL, "anneal the learning rate linearly to 0 over the run")
     clip_value: bool = setting(True, BOOL, "clip the value update at ±vf_clip_eps (PPO2)",

@@ -925,6 +925,9 @@ def to_rllib(config: PPOConfig) -> dict:
         problems.append(f"target_kl: {config.target_kl}; RLlib has no KL early stopping")
     if config.gru_size:
         problems.append(f"gru_size: {config.gru_size}; RLlib's recurrent core is an LSTM")
+    if config.policy_lag:
+        problems.append(f"policy_lag: {config.policy_lag}; RLlib has no setting for it (its lag "
+                        f"comes from its asynchronous actors)")
     implied = IMPLIED_BY["APPO" if appo else "PPO"]
     for field in ("normalize_advantages", "vtrace_clip_c") + (("clip_value",) if appo else ()):
         if field in implied and getattr(config, field) != implied[field]:

@@ -572,7 +572,7 @@ def test_appo_round_trip(config):
     ({"tau": 0.5}, "tau"),
     ({"advantage_estimator": "vtrace"}, "advantage_estimator"),
     ({"buffer_num_batches": 2}, "buffer_num_batches"),
-    ({"target_update_every": 2}, "target_update_every"),
+    ({"policy_lag": 2}, "policy_lag"),
     ({"vtrace_clip_c": 2.0}, "vtrace_clip_c"),
 ])
 def test_to_rllib_ppo_refuses_appo_fields(changes, field):

@@ -275,9 +275,12 @@ def test_returns_interval_table():
     row = {"env": "MountainCar-v0", "num_seeds": 5, "seed": returns.REPORT_SEED,
            "final_return_per_seed": [-105.0, -200.0, None, -100.0, -120.0],
            "final_return_mean": -131.25, "final_return_std": 40.0, "published": "−118"}
-    text = returns.interval_table([row, dict(row, env="Seaquest-MinAtar", seed=0)])
+    text = returns.interval_table([row, dict(row, env="Seaquest-MinAtar", seed=0),
+                                   dict(row, env="Breakout-MinAtar", seed=0)])
     assert (f"| MountainCar-v0 | 4 of 5 | {returns.REPORT_SEED} | −131.2 ± 40.0 | −112.5 ["
             in text)
     assert "| 2/4 (≥ −110) | −118 |" in text
-    assert "| Seaquest-MinAtar | 4 of 5 | 0 (tuning) |" in text
-    assert text.rstrip().endswith("| — | −118 |")  # no threshold for Seaquest
+    # The minatar preset's CNN was chosen on Breakout's key-0 runs, never on Seaquest's.
+    assert "| Seaquest-MinAtar | 4 of 5 | 0 (not tuned on this env) |" in text
+    assert "| Breakout-MinAtar | 4 of 5 | 0 (tuning) |" in text
+    assert text.rstrip().endswith("| — | −118 |")  # no threshold for MinAtar

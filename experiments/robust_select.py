@@ -45,8 +45,11 @@ def settings_of(summary: dict) -> list[Setting]:
 def robust_score(per_seed: np.ndarray) -> tuple[float, float, float]:
     """The selection key: (25th percentile, minimum, mean) of the per-seed final returns; a seed
     that finished no episode in the window (NaN) counts as the worst."""
-    values = np.where(np.isnan(per_seed), -np.inf, per_seed)
-    return (float(np.percentile(values, 25)), float(values.min()), float(values.mean()))
+    values = np.sort(np.where(np.isnan(per_seed), -np.inf, per_seed))
+    position = 0.25 * (values.size - 1)  # numpy's "linear" percentile, -inf kept exact
+    low, high = values[int(np.floor(position))], values[int(np.ceil(position))]
+    p25 = low if low == high or np.isinf(low) else low + (position % 1) * (high - low)
+    return (float(p25), float(values[0]), float(values.mean()))
 
 
 def row_text(setting: Setting, varied: list[str], threshold) -> str:

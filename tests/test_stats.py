@@ -284,3 +284,26 @@ def test_returns_interval_table():
     assert "| Seaquest-MinAtar | 4 of 5 | 0 (not tuned on this env) |" in text
     assert "| Breakout-MinAtar | 4 of 5 | 0 (tuning) |" in text
     assert text.rstrip().endswith("| — | −118 |")  # no threshold for MinAtar
+
+
+def test_robust_select_ranks_by_the_25th_percentile_seed():
+    """experiments/robust_select.py: p25 by linear interpolation (hand-computed), NaN = worst,
+    ties broken by the minimum; a setting with one failed seed loses to a steadier one."""
+    select = SimpleNamespace(**runpy.run_path(str(ROOT / "experiments" / "robust_select.py")))
+    # Sorted -200, -120, -110, -100, -100: p25 at position 1 -> -120; min -200; mean -126.
+    assert select.robust_score(np.array([-100.0, -200.0, -110.0, -120.0, -100.0])) == (
+        -120.0, -200.0, -126.0)
+    # 4 seeds: position 0.75 between -130 and -120 -> -122.5.
+    assert select.robust_score(np.array([-120.0, -130.0, -110.0, -105.0]))[0] == -122.5
+    assert select.robust_score(np.array([np.nan, 1.0, 2.0, 3.0]))[:2] == (-np.inf, -np.inf)
+    values = np.random.default_rng(0).normal(size=9)
+    assert select.robust_score(values)[0] == pytest.approx(np.percentile(values, 25))
+    summary = {"config": {"env_name": "MountainCar-v0", "ent_coef": 0.0},
+               "rows": [{"hparams": {"ent_coef": 0.003},
+                         "final_return_per_seed": [-200.0, -200.0, -100.0, -100.0, -100.0]},
+                        {"hparams": {"ent_coef": 0.03},
+                         "final_return_per_seed": [-130.0, -125.0, -120.0, -120.0, -115.0]}]}
+    settings = select.settings_of(summary)
+    best = max(settings, key=lambda s: select.robust_score(s.per_seed))
+    assert best.fields["ent_coef"] == 0.03 and best.fields["env_name"] == "MountainCar-v0"
+    assert "solved 0/5" in select.row_text(best, ["ent_coef"], -110.0)

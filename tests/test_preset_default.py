@@ -93,7 +93,9 @@ def test_the_chosen_preset_is_printed_before_compiling_and_saved(tmp_path, capsy
     assert summary["preset"] == "pendulum"
     expected = presets.get("pendulum", total_timesteps=1024, num_envs=4, num_steps=128,
                            num_minibatches=4, update_epochs=1, hidden_sizes=(8,))
-    assert summary["config"]["normalize_reward"] and summary["config"]["learning_rate"] == 1e-3
+    assert summary["config"]["normalize_reward"]  # the preset's, not PPOConfig's defaults
+    assert summary["config"]["learning_rate"] == presets.get("pendulum").learning_rate != \
+        PPOConfig().learning_rate
     assert PPOConfig(**{k: tuple(v) if isinstance(v, list) else v
                         for k, v in summary["config"].items()}) == expected
     assert json.loads((run_dir / "run.json").read_text())["preset"] == "pendulum"

@@ -275,9 +275,35 @@ def test_returns_interval_table():
     row = {"env": "MountainCar-v0", "num_seeds": 5, "seed": returns.REPORT_SEED,
            "final_return_per_seed": [-105.0, -200.0, None, -100.0, -120.0],
            "final_return_mean": -131.25, "final_return_std": 40.0, "published": "−118"}
-    text = returns.interval_table([row, dict(row, env="Seaquest-MinAtar", seed=0)])
+    text = returns.interval_table([row, dict(row, env="Seaquest-MinAtar", seed=0),
+                                   dict(row, env="Breakout-MinAtar", seed=0)])
     assert (f"| MountainCar-v0 | 4 of 5 | {returns.REPORT_SEED} | −131.2 ± 40.0 | −112.5 ["
             in text)
     assert "| 2/4 (≥ −110) | −118 |" in text
-    assert "| Seaquest-MinAtar | 4 of 5 | 0 (tuning) |" in text
-    assert text.rstrip().endswith("| — | −118 |")  # no threshold for Seaquest
+    # The minatar preset's CNN was chosen on Breakout's key-0 runs, never on Seaquest's.
+    assert "| Seaquest-MinAtar | 4 of 5 | 0 (not tuned on this env) |" in text
+    assert "| Breakout-MinAtar | 4 of 5 | 0 (tuning) |" in text
+    assert text.rstrip().endswith("| — | −118 |")  # no threshold for MinAtar
+
+
+def test_robust_select_ranks_by_the_25th_percentile_seed():
+    """experiments/robust_select.py: p25 by linear interpolation (hand-computed), NaN = worst,
+    ties broken by the minimum; a setting with one failed seed loses to a steadier one."""
+    select = SimpleNamespace(**runpy.run_path(str(ROOT / "experiments" / "robust_select.py")))
+    # Sorted -200, -120, -110, -100, -100: p25 at position 1 -> -120; min -200; mean -126.
+    assert select.robust_score(np.array([-100.0, -200.0, -110.0, -120.0, -100.0])) == (
+        -120.0, -200.0, -126.0)
+    # 4 seeds: position 0.75 between -130 and -120 -> -122.5.
+    assert select.robust_score(np.array([-120.0, -130.0, -110.0, -105.0]))[0] == -122.5
+    assert select.robust_score(np.array([np.nan, 1.0, 2.0, 3.0]))[:2] == (-np.inf, -np.inf)
+    values = np.random.default_rng(0).normal(size=9)
+    assert select.robust_score(values)[0] == pytest.approx(np.percentile(values, 25))
+    summary = {"config": {"env_name": "MountainCar-v0", "ent_coef": 0.0},
+               "rows": [{"hparams": {"ent_coef": 0.003},
+                         "final_return_per_seed": [-200.0, -200.0, -100.0, -100.0, -100.0]},
+                        {"hparams": {"ent_coef": 0.03},
+                         "final_return_per_seed": [-130.0, -125.0, -120.0, -120.0, -115.0]}]}
+    settings = select.settings_of(summary)
+    best = max(settings, key=lambda s: select.robust_score(s.per_seed))
+    assert best.fields["ent_coef"] == 0.03 and best.fields["env_name"] == "MountainCar-v0"
+    assert "solved 0/5" in select.row_text(best, ["ent_coef"], -110.0)

@@ -622,3 +622,25 @@ def describe(rows: list[dict]) -> str:
         lines.append(f"  member {i}: {values}; last fitness "
                      f"{'n/a' if fit is None else f'{fit:.2f}'}")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- without fit
+
+
+def run_population(trainer, pbt: PBT, *, seed: int = 0, mesh=None):
+    """Train a PBT population of `trainer` (e.g. one made with a custom `env`, which `fit` does
+    not take) to its `num_updates`, nothing written: `(Population, runs.ChunkOutcome)`; the
+    final state is `population.runs.host_state()`, the lineage `population.rows`."""
+    from purejaxppo.runs import ChunkedRuns, StopFlag, train_in_chunks
+
+    config = trainer.config
+    check_pbt(config, pbt)
+    runs = ChunkedRuns(trainer, member_keys(seed, pbt.population),
+                       initial_population(config, pbt, seed), mesh=mesh)
+    runs.start()
+    population = Population(pbt, runs, seed=seed, total=config.num_updates,
+                            batch_size=config.batch_size)
+    population.start()
+    outcome = train_in_chunks(runs, num_updates=config.num_updates, chunk=pbt.ready,
+                              stop=StopFlag(), before_save=population.step)
+    return population, outcome

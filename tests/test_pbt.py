@@ -377,3 +377,13 @@ def test_cli_sweep_pbt_and_plot(tmp_path, capsys, full_run):
     assert "do not give --grid or --pbt" in capsys.readouterr().err
     assert main(["sweep", "--pbt", "kl_coef=0.1:1", "--no-progress"]) == 2
     assert "kl_coef" in capsys.readouterr().err
+
+
+def test_fitness_is_the_periodic_evaluation_when_it_is_on(tiny_config, tmp_path):
+    run = purejaxppo.fit(tiny_config, pbt=FIT_PBT, run_dir=tmp_path, progress=False,
+                         eval_every=4, eval_episodes=2)
+    evals = [json.loads(line) for line in (tmp_path / "eval.jsonl").read_text().splitlines()]
+    assert [e["update"] for e in evals] == [4, 8, 12, 16]
+    for row, e in zip(run.pbt[1:], evals):
+        assert row["update"] == e["update"]
+        np.testing.assert_allclose(row["fitness"], e["eval_return"], rtol=1e-6)

@@ -59,7 +59,6 @@ from purejaxppo.config import FIELD, ConfigError, HParams, PPOConfig, check_hpar
 from purejaxppo.logs import json_safe
 from purejaxppo.metrics import final_return
 from purejaxppo.parallel import RUN_AXIS, gather, pad_runs, place
-from purejaxppo.train import TrainState
 
 LOG_NAME = "pbt.jsonl"
 PBT_STREAM = 0x50425421  # fold_in constant: the population's key, apart from the members' keys
@@ -304,10 +303,11 @@ def choose_sources(fitness, key, pbt: PBT) -> Decision:
     return Decision(source, jnp.zeros((p,), bool).at[bottom].set(True))
 
 
-def copy_members(state: TrainState, index) -> TrainState:
-    """Exploit: member i takes member `index[i]`'s learner (parameters, Adam state, β, parameter
-    sets), observation statistics and reward statistics; it keeps its env runner and its reward
-    scaler's per-env returns (see the module docstring). Leaves have a leading member axis."""
+def copy_members(state, index):
+    """Exploit on a `train.TrainState`: member i takes member `index[i]`'s learner (parameters,
+    Adam state, β, parameter sets), observation statistics and reward statistics; it keeps its
+    env runner and its reward scaler's per-env returns (see the module docstring). Leaves have
+    a leading member axis."""
     take = functools.partial(jax.tree.map, lambda x: x[index])
     scaler = state.reward_scaler
     return state._replace(

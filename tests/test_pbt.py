@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import purejaxppo
-from purejaxppo import PPOConfig, make_trainer
+from purejaxppo import make_trainer
 from purejaxppo.checkpoint import checkpoint_path, latest_checkpoint, read_meta
 from purejaxppo.cli import main
 from purejaxppo.config import ConfigError, HParams
@@ -22,7 +22,6 @@ from purejaxppo.parallel import run_mesh
 from purejaxppo.pbt import (PBT, Space, choose_sources, initial_population, parse_pbt,
                             pbt_step, read_lineage, run_population, schedules)
 from purejaxppo.runs import keys_to_data
-from purejaxppo.train import TrainState
 
 from probes import ActionReward, ProbeParams
 

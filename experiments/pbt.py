@@ -40,6 +40,8 @@ from purejaxppo.pbt import PBT, Space, copies, plot_pbt  # noqa: E402
 # The explored hyperparameters per env: {field: (low, high, log, grid points)}.
 SEARCH = {
     "Acrobot-v1": {"learning_rate": (1e-4, 3e-2, True, 8)},
+    "Breakout-MinAtar": {"learning_rate": (1e-4, 1e-2, True, 4),
+                         "ent_coef": (1e-3, 3e-2, True, 2)},
     "MountainCarContinuous-v0": {"learning_rate": (3e-4, 3e-3, True, 2),
                                  "ent_coef": (1e-3, 1e-1, True, 2),
                                  "gamma": (0.99, 0.999, False, 2)},
@@ -78,10 +80,34 @@ def arm_summary(run, run_dir, episodes: int) -> dict:
             "run_s": run.run_s, "compile_s": run.compile_s}
 
 
+def table(out_dir) -> str:
+    """A markdown table of every `pbt_<env>.json` in `out_dir`: per arm, mean ± std over seeds
+    of the best run's and the 8 runs' mean final return and deterministic evaluation."""
+    lines = ["| env (steps per run) | seeds | arm | final, best run | final, mean of runs | "
+             "eval, best run | eval, mean of runs |", "|---|---|---|---|---|---|---|"]
+    for env in sorted(SEARCH):
+        path = os.path.join(out_dir, f"pbt_{env}.json")
+        if not os.path.isfile(path):
+            continue
+        with open(path) as f:
+            record = json.load(f)
+        seeds = sorted(record["seeds"], key=int)
+        for arm in ("grid", "pbt"):
+            cells = []
+            for key in ("final_best", "final_mean", "eval_best", "eval_mean"):
+                v = np.asarray([record["seeds"][s][arm][key] for s in seeds])
+                cells.append(f"{v.mean():.1f} ± {v.std():.1f}")
+            name = "grid (8 fixed settings)" if arm == "grid" else "PBT (8 members)"
+            lines.append(f"| {env} ({record['total_timesteps_per_run']:,}) | {', '.join(seeds)} "
+                         f"| {name} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--env", required=True, choices=sorted(SEARCH))
-    parser.add_argument("--total-timesteps", type=int, required=True, help="per run")
+    parser.add_argument("--table", action="store_true", help="print the results table, run nothing")
+    parser.add_argument("--env", choices=sorted(SEARCH))
+    parser.add_argument("--total-timesteps", type=int, help="per run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--ready", type=int, default=None, help="default: 1/10 of the updates")
     parser.add_argument("--eval-episodes", type=int, default=20)
@@ -90,6 +116,11 @@ def main() -> None:
     parser.add_argument("--runs-dir", default="/tmp/purejaxppo_pbt_runs",
                         help="run directories (checkpoints: not kept in the repository)")
     args = parser.parse_args()
+    if args.table:
+        print(table(args.out_dir))
+        return
+    if args.env is None or args.total_timesteps is None:
+        parser.error("--env and --total-timesteps are required (or --table)")
 
     from purejaxppo.config import parse_override
 

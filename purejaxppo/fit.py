@@ -41,7 +41,8 @@ from purejaxppo.logs import (FORMATS, MetricsLog, TensorBoardLog, check_metrics_
                              json_safe, log_fingerprint, read_metrics)
 from purejaxppo.metrics import Metrics, final_return
 from purejaxppo.parallel import local_runs, padded_size, run_mesh
-from purejaxppo.pbt import PBT, Population, member_keys, pbt_from_meta, run_options
+from purejaxppo.pbt import (PBT, Population, check_chunk_options, member_keys, pbt_from_meta,
+                            run_options)
 from purejaxppo.progress import ProgressReporter, progress_every
 from purejaxppo.rundir import RunLock, check_fits, clean_stale_temp, prepare_new_run_dir
 from purejaxppo.runs import (ChunkedRuns, ChunkOutcome, StopFlag, keys_to_data, stop_on_signals,
@@ -380,8 +381,10 @@ def resume(run_dir, *, config=None, num_seeds: Optional[int] = None, seed: Optio
         if writer:
             check_metrics_log(run_dir, saved.meta["num_runs"], saved.meta["update"],
                               fingerprint=saved.meta if "log_digest" in saved.meta else None)
-        setup = _setup(saved.config, saved.grid, saved.num_seeds, saved.seed, progress, mesh,
-                       pbt_from_meta(saved.meta))
+        pbt = pbt_from_meta(saved.meta)
+        if pbt is not None:
+            check_chunk_options(pbt, checkpoint_every, eval_every)
+        setup = _setup(saved.config, saved.grid, saved.num_seeds, saved.seed, progress, mesh, pbt)
         every = checkpoint_every if checkpoint_every is not None else saved.meta.get(
             "checkpoint_every")
         return _train(setup, run_dir=str(run_dir), resumed=saved, checkpoint_every=every,

@@ -225,6 +225,14 @@ def run_options(config: PPOConfig, pbt: PBT, *, seed: int, grid, num_seeds: int,
     if num_seeds != 1:
         raise ConfigError(f"num_seeds: a PBT run has one key per member (PBT.population); "
                           f"got num_seeds={num_seeds}")
+    check_chunk_options(pbt, checkpoint_every, eval_every)
+    return initial_population(config, pbt, seed), pbt.ready
+
+
+def check_chunk_options(pbt: PBT, checkpoint_every, eval_every) -> None:
+    """ConfigError unless `checkpoint_every` (None or `ready`) and `eval_every` (None or
+    <= `ready`: the evaluation is then the fitness at every ready point) fit a PBT run (`fit`
+    and `resume`)."""
     if checkpoint_every is not None and checkpoint_every != pbt.ready:
         raise ConfigError(f"checkpoint_every: a PBT run checkpoints at every ready point "
                           f"(PBT.ready = {pbt.ready}), got {checkpoint_every}")
@@ -232,7 +240,6 @@ def run_options(config: PPOConfig, pbt: PBT, *, seed: int, grid, num_seeds: int,
         raise ConfigError(f"eval_every: with PBT the evaluation is the fitness and must run at "
                           f"every ready point: eval_every <= PBT.ready = {pbt.ready}, got "
                           f"{eval_every}")
-    return initial_population(config, pbt, seed), pbt.ready
 
 
 # ----------------------------------------------------------------------------- sampling

@@ -314,6 +314,8 @@ def test_resume_is_bitwise(full_run, tiny_config, tmp_path):
                            stop=_StopAt(run_dir, 8))
     assert first.stopped == "signal" and first.updates_done == 8
     assert read_lineage(run_dir) == run.pbt[:3]
+    with pytest.raises(ConfigError, match="eval_every"):
+        purejaxppo.resume(run_dir, progress=False, eval_every=8)
     resumed = purejaxppo.resume(run_dir, progress=False)
     assert resumed.updates_done == 16 and resumed.pbt == run.pbt
     assert read_lineage(run_dir) == run.pbt

@@ -234,7 +234,8 @@ def _setup(config, grid, num_seeds, seed, progress, mesh, pbt=None) -> _Setup:
     if progress is True:
         # Each process's callbacks report the runs on its own devices; process 0 draws its share.
         padded, mine = padded_size(total, mesh.devices.size), local_runs(total, mesh)
-        label = config.env_name + (" sweep" if num_settings(grid) > 1 else "")
+        label = config.env_name + (" PBT" if pbt is not None else
+                                   " sweep" if num_settings(grid) > 1 else "")
         reporter = ProgressReporter(mine, config.num_updates, config.batch_size, every,
                                     show=jax.process_index() == 0,
                                     description=label + (f" ({mine}/{padded} runs here)"

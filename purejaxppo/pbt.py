@@ -3,8 +3,8 @@
 A population of `PBT.population` members (one run each, each with its own PRNG key) trains in
 compiled chunks of `PBT.ready` updates (`runs.ChunkedRuns`, as `fit` does). After every chunk
 one jitted program over the population axis (`pbt_step`, sharded over the device mesh like the
-runs; the state never passes through the host) does, per Jaderberg et al. §3 "truncation
-selection":
+runs; the state never passes through the host) does, with the paper's "truncation selection"
+and "perturb" / "resample":
 
 * exploit: members are ranked by fitness; each of the bottom `fraction` copies the train state
   of a member drawn uniformly from the top `fraction` (an index gather over the population axis);

@@ -42,6 +42,7 @@ def _fit(args, grid_of, writes: bool):
     """Check the options, then `fit` a new run or `resume` (`--resume DIR`): the `FitResult`."""
     enable_compile_cache(args.compile_cache, "--compile-cache", progress=not args.no_progress)
     from purejaxppo.fit import fit, resume  # after the cache is on: this imports gymnax
+    pbt = _pbt(args)
     if args.final_window < 1:
         raise ConfigError(f"--final-window: must be >= 1 updates, got {args.final_window}")
     for option, path in (("--json", args.json), ("--npz", getattr(args, "npz", None))):
@@ -53,8 +54,9 @@ def _fit(args, grid_of, writes: bool):
     if args.resume:
         if args.checkpoint_dir:
             raise ConfigError("--resume DIR continues in DIR: do not give --checkpoint-dir")
-        if getattr(args, "grid", None):
-            raise ConfigError("--resume continues the saved grid: do not give --grid")
+        if getattr(args, "grid", None) or pbt is not None:
+            raise ConfigError("--resume continues the saved grid (or PBT population): do not "
+                              "give --grid or --pbt")
         given = (build_config(args) if args.preset is not None  # with --preset: every field
                  else config_changes(args))
         return resume(args.resume, config=given, num_seeds=args.num_seeds, seed=args.seed,
@@ -62,11 +64,26 @@ def _fit(args, grid_of, writes: bool):
     config, env = build_config(args), config_changes(args).get("env_name")
     if writes:  # which preset the config starts from, before anything compiles
         print(presets.describe_choice(args.preset, env), flush=True)
-    seeds = args.num_seeds if args.num_seeds is not None else args.default_seeds
-    return fit(config, num_seeds=seeds, seed=args.seed or 0, grid=grid_of(config),
+    seeds = args.num_seeds if args.num_seeds is not None else (
+        1 if pbt is not None else args.default_seeds)
+    return fit(config, num_seeds=seeds, seed=args.seed or 0, pbt=pbt,
+               grid=None if pbt is not None else grid_of(config),
                run_dir=args.checkpoint_dir, overwrite=args.overwrite,
                log_format=args.log_format or "jsonl", preset=presets.resolve(args.preset, env),
                **options)
+
+
+def _pbt(args):
+    """The `pbt.PBT` of `sweep --pbt ...` (None without --pbt)."""
+    if not getattr(args, "pbt", None):
+        return None
+    from purejaxppo.pbt import parse_pbt
+
+    if args.grid:
+        raise ConfigError("--pbt starts from its ranges: do not give --grid")
+    return parse_pbt(args.pbt, args.pbt_bounds, population=args.population, ready=args.ready,
+                     fraction=args.pbt_fraction, resample_probability=args.pbt_resample,
+                     exploit=not args.no_exploit)
 
 
 def _finish(args, run, summary: dict, text: str, writes: bool = True) -> int:
@@ -154,6 +171,10 @@ def run_sweep(args) -> int:
     if main_process and args.npz:
         save_sweep_npz(args.npz, run.sweep_result())
     table = format_sweep_table(sweep_table(run.sweep_result(), window=args.final_window))
+    if run.pbt is not None:
+        from purejaxppo.pbt import describe
+
+        table += "\n" + describe(run.pbt)
     return _finish(args, run, summary, f"\n{run.config.env_name}: {run.num_settings} settings x "
                    f"{run.num_seeds} seeds, final return = mean ± std over seeds of the return "
                    f"of episodes finished in the last {args.final_window} updates\n{table}\n"
@@ -197,7 +218,10 @@ def run_plot(args) -> int:
         raise ConfigError(f"plot {args.run_dir}: no such run directory")
     check_output_path("--out", args.out)
     try:
-        png = plot_run(args.run_dir, args.out, field=args.field)
+        from purejaxppo.pbt import is_pbt_run, plot_pbt  # imports JAX: only here
+
+        plot = plot_pbt if is_pbt_run(args.run_dir) else plot_run
+        png = plot(args.run_dir, args.out, field=args.field)
     except (FileNotFoundError, ValueError, KeyError) as err:
         raise ConfigError(f"plot {args.run_dir}: {err}") from None
     print(f"learning curve: {png}")
@@ -273,6 +297,16 @@ SWEEP_OPTIONS = [
     ("--process-id", dict(type=int, help="this process's index")),
     ("--distributed", dict(action="store_true", help="jax.distributed.initialize() finds the "
                            "job (JAX_COORDINATOR_ADDRESS, SLURM, Open MPI, ...)")),
+    ("--pbt", dict(action="append", default=[], metavar="FIELD=LOW:HIGH[:lin]|FIELD=V1,V2,...",
+                   help="population-based training (docs/pbt.md) exploring FIELD from a "
+                   "log-uniform (or :lin) range or a grid; replaces --grid and --num-seeds")),
+    ("--pbt-bounds", dict(action="append", default=[], metavar="FIELD=LO:HI",
+                          help="bounds explore keeps FIELD in (default its --pbt range)")),
+    ("--population", dict(type=int, help="PBT members (default 8)")),
+    ("--ready", dict(type=int, help="PBT: updates between exploit/explore steps (default 10)")),
+    ("--pbt-fraction", dict(type=float, help="PBT: bottom/top fraction (default 0.25)")),
+    ("--pbt-resample", dict(type=float, help="PBT: resample probability (default 0.25)")),
+    ("--no-exploit", dict(action="store_true", help="PBT ablation: explore without copying")),
 ]
 
 
@@ -305,7 +339,8 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--fps", type=int, default=30, help="GIF frames per second (>= 1)")
     e.add_argument("--json", help="write the evaluation summary here")
     e.set_defaults(func=run_eval)
-    pl = sub.add_parser("plot", help="learning curve PNG of a run directory")
+    pl = sub.add_parser("plot", help="learning curve PNG of a run directory (a PBT run: returns "
+                        "per member beside the hyperparameter schedules)")
     pl.add_argument("run_dir", metavar="RUN_DIR")
     pl.add_argument("--field", default="episode_return", help="metric to plot")
     pl.add_argument("--out", help="PNG path (default RUN_DIR/learning_curve.png)")

@@ -41,6 +41,8 @@ from purejaxppo.logs import (FORMATS, MetricsLog, TensorBoardLog, check_metrics_
                              json_safe, log_fingerprint, read_metrics)
 from purejaxppo.metrics import Metrics, final_return
 from purejaxppo.parallel import local_runs, padded_size, run_mesh
+from purejaxppo.pbt import (PBT, Population, check_chunk_options, member_keys, pbt_from_meta,
+                            run_options)
 from purejaxppo.progress import ProgressReporter, progress_every
 from purejaxppo.rundir import RunLock, check_fits, clean_stale_temp, prepare_new_run_dir
 from purejaxppo.runs import (ChunkedRuns, ChunkOutcome, StopFlag, keys_to_data, stop_on_signals,
@@ -81,6 +83,7 @@ class FitResult(NamedTuple):
     run_s: float
     steps_per_second: float
     preset: Optional[str]
+    pbt: Optional[list] = None  # a PBT run's lineage rows (pbt.jsonl); hparams are the final ones
 
     @property
     def num_settings(self) -> int:
@@ -133,6 +136,7 @@ class FitResult(NamedTuple):
             "steps_per_second": self.steps_per_second, "env_steps_this_session": steps,
             "run_dir": self.run_dir, "checkpoint": self.checkpoint,
             "config": dataclasses.asdict(self.config),
+            **({"pbt": self.pbt} if self.pbt is not None else {}),
         }
 
 
@@ -215,9 +219,10 @@ class _Setup(NamedTuple):
     reporter: Optional[ProgressReporter]
     mesh: Any
     every: int
+    pbt: Optional[PBT] = None
 
 
-def _setup(config, grid, num_seeds, seed, progress, mesh) -> _Setup:
+def _setup(config, grid, num_seeds, seed, progress, mesh, pbt=None) -> _Setup:
     """Validate, build the trainer (with the progress callback) and check the run fits the
     device memory (`rundir.check_fits`)."""
     validate_config(config)
@@ -229,7 +234,8 @@ def _setup(config, grid, num_seeds, seed, progress, mesh) -> _Setup:
     if progress is True:
         # Each process's callbacks report the runs on its own devices; process 0 draws its share.
         padded, mine = padded_size(total, mesh.devices.size), local_runs(total, mesh)
-        label = config.env_name + (" sweep" if num_settings(grid) > 1 else "")
+        label = config.env_name + (" PBT" if pbt is not None else
+                                   " sweep" if num_settings(grid) > 1 else "")
         reporter = ProgressReporter(mine, config.num_updates, config.batch_size, every,
                                     show=jax.process_index() == 0,
                                     description=label + (f" ({mine}/{padded} runs here)"
@@ -239,7 +245,7 @@ def _setup(config, grid, num_seeds, seed, progress, mesh) -> _Setup:
         callback = progress
     trainer = make_trainer(config, callback=callback, callback_every=every)
     check_fits(trainer, total, mesh.devices.size)
-    return _Setup(config, grid, num_seeds, seed, trainer, reporter, mesh, every)
+    return _Setup(config, grid, num_seeds, seed, trainer, reporter, mesh, every, pbt)
 
 
 def _note(text: str) -> None:
@@ -250,7 +256,7 @@ def fit(config: PPOConfig, *, num_seeds: int = 1, seed: int = 0, grid=None, run_
         overwrite: bool = False, checkpoint_every: Optional[int] = None, keep: int = 3,
         eval_every: Optional[int] = None, eval_episodes: int = 10, log_format: str = "jsonl",
         tensorboard: bool = False, progress: Union[bool, Callable] = True, mesh=None,
-        stop=None, preset: Optional[str] = None) -> FitResult:
+        stop=None, preset: Optional[str] = None, pbt: Optional[PBT] = None) -> FitResult:
     """Train `grid` x `num_seeds` seeds of `config` over the device mesh in compiled chunks.
 
     run_dir: None (nothing written) or the run directory: locked for the run, it must be empty,
@@ -266,12 +272,20 @@ def fit(config: PPOConfig, *, num_seeds: int = 1, seed: int = 0, grid=None, run_
     stop: an object with `is_set()` (a `threading.Event`): set, the run stops after its chunk.
       In the main thread SIGINT/SIGTERM do the same; a second one stops at once.
     preset: the name of the preset `config` came from (recorded with the run).
+    pbt: a `pbt.PBT`: population-based training (docs/pbt.md); its population replaces `grid`
+      and `num_seeds`, chunks (and checkpoints) come every `PBT.ready` updates.
     Every ConfigError (options, config, memory, run directory) comes before compiling.
     """
     check_options(num_seeds=num_seeds, seed=seed, checkpoint_every=checkpoint_every, keep=keep,
                   eval_every=eval_every, eval_episodes=eval_episodes, log_format=log_format,
                   progress=progress)
-    setup = _setup(config, grid, num_seeds, seed, progress, mesh)
+    if pbt is not None:
+        validate_config(config)
+        grid, checkpoint_every = run_options(config, pbt, seed=seed, grid=grid,
+                                             num_seeds=num_seeds,
+                                             checkpoint_every=checkpoint_every,
+                                             eval_every=eval_every)
+    setup = _setup(config, grid, num_seeds, seed, progress, mesh, pbt)
     lock = None
     if run_dir is not None and jax.process_index() == 0:  # process 0 writes the run dir
         lock = RunLock.acquire(run_dir, create=True)
@@ -368,7 +382,10 @@ def resume(run_dir, *, config=None, num_seeds: Optional[int] = None, seed: Optio
         if writer:
             check_metrics_log(run_dir, saved.meta["num_runs"], saved.meta["update"],
                               fingerprint=saved.meta if "log_digest" in saved.meta else None)
-        setup = _setup(saved.config, saved.grid, saved.num_seeds, saved.seed, progress, mesh)
+        pbt = pbt_from_meta(saved.meta)
+        if pbt is not None:
+            check_chunk_options(pbt, checkpoint_every, eval_every)
+        setup = _setup(saved.config, saved.grid, saved.num_seeds, saved.seed, progress, mesh, pbt)
         every = checkpoint_every if checkpoint_every is not None else saved.meta.get(
             "checkpoint_every")
         return _train(setup, run_dir=str(run_dir), resumed=saved, checkpoint_every=every,
@@ -395,7 +412,8 @@ def _eval_hook(runs: ChunkedRuns, run_dir, every: Optional[int], episodes: int):
     """`after_chunk` hook for `eval_every`: every `every` updates (checked at chunk ends), play
     `episodes` deterministic episodes with every run's current policy (one jitted program,
     observation statistics frozen) and append the mean return per run to `run_dir/eval.jsonl`
-    (or print it without a run directory). None when not asked for."""
+    (or print it without a run directory); returns the `(n,)` returns (None when not due or not
+    process 0). None when not asked for."""
     if not every:
         return None
     trainer = runs.trainer
@@ -419,6 +437,7 @@ def _eval_hook(runs: ChunkedRuns, run_dir, every: Optional[int], episodes: int):
                 f.write(json.dumps(json_safe(row), allow_nan=False) + "\n")
         else:
             print(f"eval at update {done}: {returns.mean():.2f} (mean over runs)")
+        return returns
 
     return hook
 
@@ -443,7 +462,8 @@ def _run_meta(setup: _Setup, keys, checkpoint_every, preset) -> dict:
             "grid": [{k: float(v[i]) for k, v in dataclasses.asdict(grid).items()}
                      for i in range(num_settings(grid))],
             "key_impl": str(jax.random.key_impl(keys)),
-            "num_runs": num_settings(grid) * setup.num_seeds}
+            "num_runs": num_settings(grid) * setup.num_seeds,
+            **({"pbt": {"config": setup.pbt.to_dict()}} if setup.pbt is not None else {})}
 
 
 def _train(setup: _Setup, *, run_dir: Optional[str], resumed: Optional[SavedRun],
@@ -454,6 +474,8 @@ def _train(setup: _Setup, *, run_dir: Optional[str], resumed: Optional[SavedRun]
     config, trainer, reporter = setup.config, setup.trainer, setup.reporter
     keys = jax.random.split(jax.random.key(setup.seed), setup.num_seeds)
     flat_keys, flat_hparams, grid, _ = flatten_sweep(keys, setup.grid)
+    if setup.pbt is not None:  # a sweep shares keys across settings; PBT members do not
+        flat_keys = member_keys(setup.seed, setup.pbt.population)
     runs = ChunkedRuns(trainer, flat_keys, flat_hparams, mesh=setup.mesh)
     if resumed is not None:
         runs.restore(load_checkpoint(resumed.path, runs.abstract_state, runs.num_runs))
@@ -462,23 +484,34 @@ def _train(setup: _Setup, *, run_dir: Optional[str], resumed: Optional[SavedRun]
     done, total = runs.updates_done, config.num_updates
     meta = _run_meta(setup, keys, checkpoint_every, preset)
     writer = jax.process_index() == 0
+    evaluate_now = _eval_hook(runs, run_dir, eval_every, eval_episodes)
+    population = None
+    if setup.pbt is not None:  # the PBT step runs after each chunk, before its checkpoint
+        population = Population(setup.pbt, runs, seed=setup.seed, total=total,
+                                batch_size=config.batch_size, evaluate=evaluate_now,
+                                run_dir=run_dir if writer else None)
+        if resumed is not None:
+            population.restore(resumed.meta)
+        else:
+            population.start()
     logs = _open_logs(run_dir, config, done, log_format, tensorboard) if writer else []
     if run_dir is not None and resumed is None and writer:
         save_json(os.path.join(run_dir, "config.json"), config_to_dict(config))
         save_json(os.path.join(run_dir, "run.json"), {**meta, "versions": versions()})
 
     def checkpoint_meta(updates: int) -> dict:
-        return {**meta, **log_fingerprint(run_dir, meta["num_runs"] * updates)}
+        return {**meta, **log_fingerprint(run_dir, meta["num_runs"] * updates),
+                **(population.meta() if population is not None else {})}
 
-    chunk = chunk_size(total - done, checkpoint_every)
+    chunk = setup.pbt.ready if setup.pbt is not None else chunk_size(total - done,
+                                                                     checkpoint_every)
     start = time.perf_counter()
     for k in {min(chunk, total - done), (total - done) % chunk} - {0}:
         runs.compile(k)
     compile_s = time.perf_counter() - start
-    evaluate_now = _eval_hook(runs, run_dir, eval_every, eval_episodes)
 
     def after_chunk(updates: int) -> None:
-        if evaluate_now is not None:
+        if evaluate_now is not None and population is None:  # PBT evaluates in its step
             evaluate_now(updates)
         if reporter is not None:
             reporter.set_done(updates, updates + chunk)
@@ -492,12 +525,14 @@ def _train(setup: _Setup, *, run_dir: Optional[str], resumed: Optional[SavedRun]
             start = time.perf_counter()
             outcome = train_in_chunks(runs, num_updates=total, chunk=chunk, stop=flag,
                                       run_dir=run_dir, meta=checkpoint_meta if logs else None,
-                                      keep=keep, logs=logs, after_chunk=after_chunk)
+                                      keep=keep, logs=logs, after_chunk=after_chunk,
+                                      before_save=None if population is None else population.step)
             run_s = time.perf_counter() - start
     finally:
         for log in logs:
             getattr(log, "close", lambda: None)()
-    return _result(setup, runs, outcome, grid, run_dir, done, compile_s, run_s, preset)
+    return _result(setup, runs, outcome, grid, run_dir, done, compile_s, run_s, preset,
+                   population)
 
 
 class _showing:
@@ -514,9 +549,11 @@ class _showing:
 
 
 def _result(setup: _Setup, runs: ChunkedRuns, outcome: ChunkOutcome, grid, run_dir, done: int,
-            compile_s: float, run_s: float, preset) -> FitResult:
-    """The `FitResult` of a finished or stopped `_train`."""
+            compile_s: float, run_s: float, preset, population=None) -> FitResult:
+    """The `FitResult` of a finished or stopped `_train` (a PBT run's hparams: the final ones)."""
     trainer, config = setup.trainer, setup.config
+    if population is not None:
+        grid = population.hparams()
     metrics = _all_metrics(run_dir, done, outcome.metrics)
     state = runs.host_state()
     flat = TrainResult(jax.vmap(trainer.params)(state), metrics, state.obs_stats, None)
@@ -528,7 +565,8 @@ def _result(setup: _Setup, runs: ChunkedRuns, outcome: ChunkOutcome, grid, run_d
     return FitResult(config, grid, setup.num_seeds, setup.seed, result.metrics, result.params,
                      result.obs_stats, run_dir, outcome.checkpoint, stopped, outcome.diverged,
                      updates_done, updates_run, compile_s, run_s,
-                     steps / run_s if run_s > 0 else 0.0, preset)
+                     steps / run_s if run_s > 0 else 0.0, preset,
+                     None if population is None else population.rows)
 
 
 # ----------------------------------------------------------------------------- evaluation

@@ -41,7 +41,7 @@ LOCK = ".lock"
 # is someone else's and is never removed.
 OWN_FILES = ("checkpoints", "config.json", "run.json", "metrics.jsonl", "metrics.csv",
              "eval.jsonl", "events.*", "learning_curve*.png", "metrics.jsonl.tmp",
-             "metrics.csv.tmp", LOCK)
+             "metrics.csv.tmp", "pbt.jsonl", "pbt.jsonl.tmp", "pbt.png", LOCK)
 # Orbax writes a checkpoint's arrays into `<name>.orbax-checkpoint-tmp-<n>`, renamed when done.
 ORBAX_TMP = ".orbax-checkpoint-tmp"
 

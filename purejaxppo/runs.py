@@ -235,7 +235,8 @@ def nonfinite_runs(metrics, params) -> Optional[tuple[int, list[int]]]:
 
 def train_in_chunks(runs: ChunkedRuns, *, num_updates: int, chunk: int, stop: StopFlag,
                     run_dir=None, meta: Optional[Callable[[int], dict]] = None, keep: int = 3,
-                    logs=(), after_chunk: Optional[Callable[[int], None]] = None) -> ChunkOutcome:
+                    logs=(), after_chunk: Optional[Callable[[int], None]] = None,
+                    before_save: Optional[Callable[[int, Any], None]] = None) -> ChunkOutcome:
     """Advance `runs` to `num_updates` updates in chunks of `chunk` (the last one shorter when
     `chunk` does not divide what is left).
 
@@ -243,7 +244,8 @@ def train_in_chunks(runs: ChunkedRuns, *, num_updates: int, chunk: int, stop: St
     the caller passes logs only to the process that writes); non-finite losses, gradient norms or
     parameters stop the loop *without* saving (the last checkpoint stays the last good one); with
     `run_dir`, the whole state is gathered and process 0 checkpoints it with `meta(updates_done)`
-    (keeping `keep`); `after_chunk(updates_done)` runs (a periodic evaluation, the progress bar);
+    (keeping `keep`), after `before_save(updates_done, metrics)` (e.g. a PBT step, which
+    changes the state); `after_chunk(updates_done)` runs (a periodic evaluation, the progress bar);
     a set `stop` flag ends the loop after the checkpoint.
     """
     chunks, checkpoint, done = [], None, runs.updates_done
@@ -257,6 +259,8 @@ def train_in_chunks(runs: ChunkedRuns, *, num_updates: int, chunk: int, stop: St
         if bad is not None:
             return ChunkOutcome(_concat(chunks), False, (done + bad[0], bad[1]), checkpoint)
         done += k
+        if before_save is not None:
+            before_save(done, metrics)
         state = runs.host_state() if run_dir is not None else None  # collective across processes
         if state is not None and jax.process_index() == 0:
             info = {"update": done} if meta is None else {**meta(done), "update": done}

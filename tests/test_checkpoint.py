@@ -56,19 +56,20 @@ def test_run_in_chunks_is_bitwise_one_run_and_train_is_init_then_run():
     np.testing.assert_array_equal(result.diverged_at, [-1, -1, -1])
 
 
-def test_learning_rate_annealing_continues_across_chunks():
+def test_learning_rate_annealing_continues_across_chunks(smoke_jit):
     config = PPOConfig(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 4, learning_rate=1e-3)
     trainer = make_trainer(config)
-    state = jax.jit(trainer.init)(jax.random.key(0))
-    state, first = jax.jit(lambda s: trainer.run(s, None, 2))(state)
-    _, second = jax.jit(lambda s: trainer.run(s, None, 2))(state)
+    state = smoke_jit(trainer.init)(jax.random.key(0))
+    run_two = smoke_jit(lambda s: trainer.run(s, None, 2))  # one program for both chunks
+    state, first = run_two(state)
+    _, second = run_two(state)
     np.testing.assert_allclose(np.concatenate([first.learning_rate, second.learning_rate]),
                                [1e-3, 0.75e-3, 0.5e-3, 0.25e-3], rtol=1e-6)
 
 
-def test_train_reports_divergence_instead_of_hiding_it():
+def test_train_reports_divergence_instead_of_hiding_it(smoke_jit):
     config = SMALL.replace(learning_rate=1e30, max_grad_norm=1e9, normalize_reward=False)
-    result = jax.jit(make_trainer(config).train)(jax.random.key(0))
+    result = smoke_jit(make_trainer(config).train)(jax.random.key(0))
     assert 0 <= int(result.diverged_at) < config.num_updates
     assert not np.isfinite(np.asarray(result.metrics.policy_loss)[int(result.diverged_at)])
 

@@ -19,9 +19,9 @@ TWO_UPDATES = dict(num_envs=2, num_steps=8, total_timesteps=2 * 8 * 2, num_minib
 
 
 @pytest.mark.parametrize("env_name", ALL_ENVS)
-def test_every_registered_env_runs_two_updates_over_two_seeds(env_name):
+def test_every_registered_env_runs_two_updates_over_two_seeds(env_name, smoke_jit):
     config = PPOConfig(env_name=env_name, **TWO_UPDATES)
-    result = jax.jit(jax.vmap(make_train(config)))(jax.random.split(jax.random.key(0), 2))
+    result = smoke_jit(jax.vmap(make_train(config)))(jax.random.split(jax.random.key(0), 2))
     for name in ("policy_loss", "value_loss", "entropy", "approx_kl", "grad_norm"):
         values = np.asarray(getattr(result.metrics, name))
         assert values.shape == (2, 2), name
@@ -62,11 +62,11 @@ def test_auto_network_and_head(env_name, kind, head):
         assert "Conv3x3_0" in params["params"]["actor_torso"]
 
 
-def test_cnn_can_be_chosen_for_rank_2_grids_and_mlp_for_images():
+def test_cnn_can_be_chosen_for_rank_2_grids_and_mlp_for_images(smoke_jit):
     spec = make_env("Catch-bsuite")
     assert network_kind(PPOConfig(env_name="Catch-bsuite", network="cnn"), spec) == "cnn"
     config = PPOConfig(env_name="Breakout-MinAtar", network="mlp", **TWO_UPDATES)
-    params = jax.jit(make_train(config))(jax.random.key(0)).params["params"]
+    params = smoke_jit(make_train(config))(jax.random.key(0)).params["params"]
     assert params["actor_torso"]["Dense_0"]["kernel"].shape[0] == 10 * 10 * 4  # flattened
 
 
@@ -83,9 +83,9 @@ def test_squash_gives_a_tanh_gaussian_inside_the_bounds():
     assert np.all(np.abs(env_actions) <= 2.0)
 
 
-def test_shared_torso_parameter_names():
+def test_shared_torso_parameter_names(smoke_jit):
     config = PPOConfig(env_name="Pendulum-v1", shared_trunk=True, **TWO_UPDATES)
-    params = jax.jit(make_train(config))(jax.random.key(0)).params["params"]
+    params = smoke_jit(make_train(config))(jax.random.key(0)).params["params"]
     assert set(params) == {"torso", "policy_head", "value_head", "log_std"}
 
 

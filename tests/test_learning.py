@@ -23,12 +23,13 @@ def test_cartpole_learns_within_default_budget():
     ("Breakout-MinAtar", 3, ("Conv3x3_0", "kernel")),  # auto: CNN on (H, W, C)
     ("Catch-bsuite", 2, ("Dense_0", "kernel")),        # auto: MLP on the flattened grid
 ])
-def test_image_like_observations_reach_the_network(env_name, obs_ndim, first_layer):
-    """Two updates over two seeds: test_envs.py's program for these envs (compiled once for both
-    files through the session's compilation cache, conftest.py)."""
+def test_image_like_observations_reach_the_network(env_name, obs_ndim, first_layer,
+                                                   smoke_jit):
+    """Two updates over two seeds: test_envs.py's program for these envs, compiled the same way
+    (`smoke_jit`), so once for both files through the session's compilation cache (conftest.py)."""
     config = PPOConfig(env_name=env_name, num_envs=2, num_steps=8, total_timesteps=2 * 8 * 2,
                        num_minibatches=2)
-    result = jax.jit(jax.vmap(make_train(config)))(jax.random.split(jax.random.key(0), 2))
+    result = smoke_jit(jax.vmap(make_train(config)))(jax.random.split(jax.random.key(0), 2))
     layer, weight = first_layer
     kernel = result.params["params"]["actor_torso"][layer][weight][0]  # the first seed's
     from purejaxppo import make_env
@@ -42,19 +43,19 @@ def test_image_like_observations_reach_the_network(env_name, obs_ndim, first_lay
     assert np.all(np.isfinite(np.asarray(result.metrics.value_loss)))
 
 
-def test_shared_trunk_trains():
+def test_shared_trunk_trains(smoke_jit):
     config = PPOConfig(shared_trunk=True, num_envs=4, num_steps=16, total_timesteps=4 * 16 * 4,
                        activation="relu")
-    result = jax.jit(make_train(config))(jax.random.key(0))
+    result = smoke_jit(make_train(config))(jax.random.key(0))
     assert set(result.params["params"]) == {"torso", "policy_head", "value_head"}
     assert np.all(np.isfinite(np.asarray(result.metrics.policy_loss)))
 
 
-def test_learning_rate_anneals_linearly_and_can_be_switched_off():
+def test_learning_rate_anneals_linearly_and_can_be_switched_off(smoke_jit):
     base = PPOConfig(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 4, learning_rate=1e-3)
-    annealed = jax.jit(make_train(base))(jax.random.key(0)).metrics.learning_rate
+    annealed = smoke_jit(make_train(base))(jax.random.key(0)).metrics.learning_rate
     np.testing.assert_allclose(annealed, [1e-3, 0.75e-3, 0.5e-3, 0.25e-3], rtol=1e-6)
-    constant = jax.jit(make_train(base.replace(anneal_lr=False)))(jax.random.key(0))
+    constant = smoke_jit(make_train(base.replace(anneal_lr=False)))(jax.random.key(0))
     np.testing.assert_allclose(constant.metrics.learning_rate, [1e-3] * 4, rtol=1e-6)
 
 

@@ -123,17 +123,17 @@ def test_adaptive_kl_coef_rllib_variant_fixed_and_bounds():
         KL_COEF_BOUNDS[0])
 
 
-def test_kl_coef_is_carried_and_adapted_in_training():
+def test_kl_coef_is_carried_and_adapted_in_training(smoke_jit):
     """β starts at hparams.kl_coef; with the penalty it moves between updates, by factors the
     rule allows; with PPO-Clip it stays put."""
     config = PPOConfig(total_timesteps=512 * 8, policy_objective="kl_penalty", kl_coef=0.3,
                        kl_target=1e-3, learning_rate=3e-3)
-    betas = np.asarray(jax.jit(make_train(config))(jax.random.key(0)).metrics.kl_coef)
+    betas = np.asarray(smoke_jit(make_train(config))(jax.random.key(0)).metrics.kl_coef)
     assert betas[0] == pytest.approx(0.3)
     ratios = betas[1:] / betas[:-1]
     assert np.all(np.isclose(ratios[:, None], [0.5, 1.0, 2.0]).any(-1))
     assert not np.all(ratios == 1.0)
-    clip = np.asarray(jax.jit(make_train(config.replace(policy_objective="clip")))(
+    clip = np.asarray(smoke_jit(make_train(config.replace(policy_objective="clip")))(
         jax.random.key(0)).metrics.kl_coef)
     np.testing.assert_array_equal(clip, np.float32(0.3))
 

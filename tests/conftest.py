@@ -75,9 +75,9 @@ def smoke_jit():
 # long at the end. xdist by default hands out files by number of tests, most first, which put
 # several of the longest (few tests, each a compilation) last. Files not named here follow the
 # named ones, in that default order; the order changes no test's outcome.
-HEAVY_FIRST = ("test_envs.py", "test_ppo_family.py", "test_checkpoint.py", "test_learning.py",
-               "test_rundir_cli.py", "test_distributed.py", "test_sharding.py", "test_cli.py",
-               "test_sweep.py", "test_probes.py", "test_seams.py", "test_normalize.py",
+HEAVY_FIRST = ("test_envs.py", "test_ppo_family.py", "test_appo.py", "test_checkpoint.py",
+               "test_pbt.py", "test_learning.py", "test_rundir_cli.py", "test_actor_learner.py", "test_distributed.py", "test_sharding.py", "test_cli.py",
+               "test_sweep.py", "test_probes.py", "test_seams.py", "test_vtrace.py", "test_normalize.py",
                "test_render.py", "test_determinism.py", "test_cli_envs.py", "test_progress.py",
                "test_rundir.py", "test_fast_keys.py", "test_presets.py", "test_logs.py")
 

@@ -7,9 +7,6 @@ the xdist workers and the CLI subprocesses the tests start inherit them):
 - LLVM -O1. purejaxppo's own entry points (CLI, sweeps, chunked runs) compile for the CPU with
   `purejaxppo.compiler_options()`; the tests compile mostly through plain `jax.jit`, so the same
   level is set here for every program. A level already given in `XLA_FLAGS` is left alone.
-- One LLVM module per program (`--xla_cpu_parallel_codegen_split_count=1`): XLA:CPU otherwise
-  splits a program's code into pieces compiled on parallel threads, which the two xdist workers
-  already keep busy; the split costs CPU time here and changes no result.
 - JAX's persistent compilation cache in one temporary directory per test session, shared by the
   xdist workers and every subprocess, removed when the session ends. Many tests build the same
   program afresh (a new `make_train(config)` closure, a CLI subprocess); with the cache the second
@@ -26,10 +23,9 @@ import os
 import shutil
 import tempfile
 
-for _FLAG, _VALUE in (("--xla_backend_optimization_level", 1),
-                      ("--xla_cpu_parallel_codegen_split_count", 1)):
-    if _FLAG not in os.environ.get("XLA_FLAGS", ""):
-        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FLAG}={_VALUE}".strip()
+_FLAG = "--xla_backend_optimization_level"
+if _FLAG not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FLAG}=1".strip()
 
 if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
     # The xdist controller (or a plain pytest process) gets here first; its workers find it set.

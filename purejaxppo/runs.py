@@ -21,12 +21,13 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import numpy as np
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from purejaxppo.checkpoint import save_checkpoint
 from purejaxppo.config import HParams
 from purejaxppo.fast_paths import compiler_options
-from purejaxppo.parallel import gather_runs, pad_runs, place, place_runs, shard_runs
+from purejaxppo.parallel import (RUN_AXIS, gather_runs, pad_runs, place, place_runs,
+                                 shard_runs)
 from purejaxppo.train import Trainer, TrainState, first_divergence
 
 
@@ -50,8 +51,9 @@ def keys_from_data(tree, key_mask, impl):
 
 @functools.partial(jax.jit, static_argnames=("fn", "mesh"))
 def _per_run(*args, fn, mesh: Mesh):
-    """`sweeps.shard_runs(fn, mesh)` applied to `args`, jitted (`fn` and `mesh` static)."""
-    return shard_runs(fn, mesh)(*args)
+    """`sweeps.shard_runs(fn, mesh)` applied to `args`, jitted (`fn` and `mesh` static). Outputs
+    carry no weak type (as arrays placed from the host do not)."""
+    return jax.tree.map(lambda x: x.astype(x.dtype), shard_runs(fn, mesh)(*args))
 
 
 class ChunkedRuns:
@@ -105,8 +107,14 @@ class ChunkedRuns:
                                              num_updates)
                 return keys_to_data(state), metrics
 
+            # Lowered for the state as `restore` places it (sharded over the run axis, no weak
+            # types), whatever `start` returned: a resumed run then asks for the very program
+            # the first run compiled, and finds it in JAX's persistent cache where one is set.
+            sharding = NamedSharding(self.runs.mesh, PartitionSpec(RUN_AXIS))
+            state = jax.tree.map(
+                lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), self.state)
             self._executables[num_updates] = _per_run.lower(
-                self.state, self.runs.hparams, fn=run, mesh=self.runs.mesh).compile(
+                state, self.runs.hparams, fn=run, mesh=self.runs.mesh).compile(
                     compiler_options())
         return self._executables[num_updates]
 

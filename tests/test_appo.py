@@ -206,14 +206,16 @@ def test_vmap_over_seeds_and_traced_tau_and_rho_equals_separate_runs():
 
 
 def test_gru_appo_trains_finite_and_resumes_bitwise_through_fit(tmp_path):
-    """A recurrent policy with lag, buffer, target and V-trace trains with finite losses, and
-    `resume` from its halfway checkpoint ends bitwise where the uninterrupted `fit` did (every
-    leaf of the train state: ring, target, buffer and use counts included)."""
+    """A recurrent policy with lag, buffer, target and V-trace trains with finite losses and
+    periodic evaluation, and `resume` from its halfway checkpoint ends bitwise where the
+    uninterrupted `fit` did (every leaf of the train state: ring, target, buffer and use counts
+    included; the same metrics and evaluation logs)."""
     config = SMALL.replace(gru_size=8, hidden_sizes=(16,), total_timesteps=4 * 16 * 4,
                            policy_objective="appo+kl", kl_adaptation="rllib",
                            advantage_estimator="vtrace", policy_lag=1, buffer_num_batches=2,
                            buffer_iterations_per_batch=2, target_update_every=2, tau=0.5)
-    whole = fit_module(config, run_dir=tmp_path / "whole", checkpoint_every=2, progress=False)
+    whole = fit_module(config, run_dir=tmp_path / "whole", checkpoint_every=2, progress=False,
+                       eval_every=2, eval_episodes=2)
     metrics = whole.metrics
     for name in ("policy_loss", "value_loss", "entropy", "grad_norm", "kl"):
         assert np.all(np.isfinite(getattr(metrics, name))), name
@@ -222,7 +224,12 @@ def test_gru_appo_trains_finite_and_resumes_bitwise_through_fit(tmp_path):
                                   np.array([1, 2, 2, 2]) * config.update_epochs)
     half = tmp_path / "half"
     (half / "checkpoints").mkdir(parents=True)
-    for name in ("config.json", "run.json", "metrics.jsonl"):
+    # Periodic evaluation of the recurrent APPO policy, after updates 2 and 4, finite.
+    evals = [json.loads(line)
+             for line in (tmp_path / "whole" / "eval.jsonl").read_text().splitlines()]
+    assert [row["update"] for row in evals] == [2, 4], evals
+    assert all(np.all(np.isfinite(row["eval_return"])) for row in evals), evals
+    for name in ("config.json", "run.json", "metrics.jsonl", "eval.jsonl"):
         (half / name).write_bytes((tmp_path / "whole" / name).read_bytes())
     source = tmp_path / "whole" / "checkpoints" / "update_000000002"
     target = half / "checkpoints" / "update_000000002"
@@ -230,15 +237,17 @@ def test_gru_appo_trains_finite_and_resumes_bitwise_through_fit(tmp_path):
         dest = target / path.relative_to(source)
         dest.mkdir(parents=True, exist_ok=True) if path.is_dir() else (
             dest.parent.mkdir(parents=True, exist_ok=True), dest.write_bytes(path.read_bytes()))
-    resumed = fit_module.resume(half, progress=False)
+    lines = (half / "eval.jsonl").read_text().splitlines()
+    (half / "eval.jsonl").write_text(lines[0] + "\n")  # as it stood at the checkpoint
+    resumed = fit_module.resume(half, progress=False, eval_every=2, eval_episodes=2)
     assert resumed.updates_run == 2
     trainer = make_trainer(config)
     abstract = jax.eval_shape(lambda k: keys_to_data(trainer.init(k)), jax.random.key(0))
     ends = [load_checkpoint(latest_checkpoint(d), abstract, 1) for d in (tmp_path / "whole", half)]
     assert any("buffer" in n for n in leaf_names(ends[0]))
     assert_trees_equal(*ends)
-    assert ((half / "metrics.jsonl").read_text()
-            == (tmp_path / "whole" / "metrics.jsonl").read_text())
+    for name in ("metrics.jsonl", "eval.jsonl"):
+        assert (half / name).read_text() == (tmp_path / "whole" / name).read_text(), name
     assert json.loads((half / "config.json").read_text())["policy_lag"] == 1
 
 

@@ -336,45 +336,83 @@ def test_sweep_over_kl_hparams_of_a_recurrent_penalty_run_equals_separate_runs()
     assert out.metrics.epochs[1].mean() < 4 and out.metrics.epochs[0].min() == 4
 
 
-def test_four_device_mesh_equals_one_device_for_the_family(tmp_path):
-    """The same sweep sharded over 4 (fake CPU) devices in a subprocess equals one device."""
+# APPO's learner (lag ring, Polyak target, circular buffer, V-trace) on the same mesh: the
+# 4-device subprocess is the costly part, so it runs both sweeps.
+APPO_ON_MESH = PPOConfig(total_timesteps=4 * 16 * 4, num_envs=4, num_steps=16, hidden_sizes=(8,),
+                         policy_objective="appo", advantage_estimator="vtrace", policy_lag=2,
+                         tau=0.5, target_update_every=2, buffer_num_batches=2,
+                         buffer_iterations_per_batch=2, learning_rate=3e-3)
+
+
+def _mesh_sweeps(config_kw):
+    """The two sweeps both sides run: (name, config, grid) for the family and for APPO."""
+    from purejaxppo import hparam_grid
+
+    family, appo = (PPOConfig(**{**config_kw[name],
+                                 "hidden_sizes": tuple(config_kw[name]["hidden_sizes"])})
+                    for name in ("family", "appo"))
+    return [("family", family, hparam_grid(family, kl_target=[0.001, 0.01],
+                                           target_kl=[0.0, 0.003])),
+            ("appo", appo, hparam_grid(appo, tau=[0.5, 1.0], vtrace_clip_rho=[0.5, 1.0]))]
+
+
+def test_four_device_mesh_equals_one_device_for_the_family_and_appo(tmp_path):
+    """The same sweeps sharded over 4 (fake CPU) devices in a subprocess equal one device: the
+    recurrent KL-penalty family, and APPO's learner with τ and ρ̄ swept (4 settings x 2 seeds =
+    8 runs, 2 per device)."""
     import json
     import os
     import subprocess
     import sys
     import textwrap
 
-    from purejaxppo import hparam_grid, sweep
+    from purejaxppo import sweep
     from purejaxppo.sweeps import run_mesh
 
     script = textwrap.dedent("""
         import json, sys
         import jax, numpy as np
-        from purejaxppo import PPOConfig, hparam_grid, make_train, sweep
+        sys.path.insert(0, sys.argv[3])
+        from test_ppo_family import _mesh_sweeps
+        from purejaxppo import make_train, sweep
         from purejaxppo.sweeps import run_mesh
-        kw = json.loads(sys.argv[1]); kw["hidden_sizes"] = tuple(kw["hidden_sizes"])
-        config = PPOConfig(**kw)
         assert run_mesh().devices.size == 4
-        grid = hparam_grid(config, kl_target=[0.001, 0.01], target_kl=[0.0, 0.003])
-        out = sweep(make_train(config), jax.random.split(jax.random.key(0), 2), grid)
-        np.savez(sys.argv[2], **out.metrics._asdict())
+        for name, config, grid in _mesh_sweeps(json.loads(sys.argv[1])):
+            out = sweep(make_train(config), jax.random.split(jax.random.key(0), 2), grid)
+            np.savez(f"{sys.argv[2]}_{name}.npz", **out.metrics._asdict())
     """)
-    kw = {f: getattr(FAMILY, f) for f in ("total_timesteps", "num_envs", "num_steps",
-                                          "hidden_sizes", "gru_size", "policy_objective",
-                                          "learning_rate", "anneal_lr")}
-    path = tmp_path / "four.npz"
+
+    def fields(config, names):
+        return {f: getattr(config, f) for f in names}
+
+    family_fields = ("total_timesteps", "num_envs", "num_steps", "hidden_sizes", "gru_size",
+                     "policy_objective", "learning_rate", "anneal_lr")
+    appo_fields = family_fields[:4] + ("policy_objective", "advantage_estimator", "policy_lag",
+                                       "tau", "target_update_every", "buffer_num_batches",
+                                       "buffer_iterations_per_batch", "learning_rate")
+    kw = {"family": fields(FAMILY, family_fields), "appo": fields(APPO_ON_MESH, appo_fields)}
+    prefix = tmp_path / "four"
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
            "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run([sys.executable, "-c", script, json.dumps(kw), str(path)], env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-c", script, json.dumps(kw), str(prefix),
+                           os.path.dirname(__file__)], env=env, capture_output=True, text=True,
+                          timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    four = np.load(path)
-    grid = hparam_grid(FAMILY, kl_target=[0.001, 0.01], target_kl=[0.0, 0.003])
-    one = sweep(make_train(FAMILY), jax.random.split(jax.random.key(0), 2), grid,
-                mesh=run_mesh(jax.devices()[:1]))
-    for name in ("episode_return", "num_episodes", "kl_coef", "epochs", "kl", "policy_loss"):
-        np.testing.assert_allclose(four[name], getattr(one.metrics, name), rtol=1e-3, atol=1e-4,
-                                   err_msg=name)
+    one_device = run_mesh(jax.devices()[:1])
+    checked = {"family": ("episode_return", "num_episodes", "kl_coef", "epochs", "kl",
+                          "policy_loss"),
+               "appo": ("episode_return", "num_episodes", "policy_loss", "value_loss", "kl",
+                        "epochs")}
+    for name, config, grid in _mesh_sweeps(json.loads(json.dumps(kw))):
+        four = np.load(f"{prefix}_{name}.npz")
+        one = sweep(make_train(config), jax.random.split(jax.random.key(0), 2), grid,
+                    mesh=one_device)
+        for field in checked[name]:
+            np.testing.assert_allclose(four[field], getattr(one.metrics, field), rtol=1e-3,
+                                       atol=1e-4, err_msg=f"{name}: {field}")
+    # The APPO sweep really differs across its settings (τ, ρ̄ reach the learner).
+    losses = np.load(f"{prefix}_appo.npz")["value_loss"]
+    assert not np.allclose(losses[0], losses[3])
 
 
 def test_cli_trains_checkpoints_and_evaluates_a_recurrent_penalty_policy(tmp_path, capsys):

@@ -2,6 +2,7 @@
 
     .venv/bin/python experiments/appo.py learning              # CartPole-v1, Acrobot-v1
     .venv/bin/python experiments/appo.py lag                   # CartPole-v1, L in 0,1,4,16
+    .venv/bin/python experiments/appo.py minatar               # Breakout-MinAtar, 1e7, 4 seeds
     .venv/bin/python experiments/appo.py table                 # the tables of what is there
 
 `learning`: each env's PPO preset, and the same preset with APPO's learner (the `appo` preset's
@@ -9,7 +10,10 @@ learner settings: objective "appo", V-trace, policy_lag 1, circular buffer N=4, 
 refreshed every 8 updates), `--num-seeds` seeds from base key `--seed` (default 1, the project's
 report seeds: the `appo` preset was not tuned on any). `lag`: CartPole-v1 with APPO's learner at
 policy lag L in `--lags`, with V-trace and without it (`advantage_estimator="gae"`: ρ = c = 1,
-no correction of the lag in the value targets and advantages). Every run is one compiled program
+no correction of the lag in the value targets and advantages). `minatar`: Breakout-MinAtar at
+the `minatar` preset's 1e7 steps, PPO against APPO's learner, 4 seeds, with the network of
+`--network` (default "mlp", gymnax-blines' published network: the CNN costs about 70 minutes per
+arm on 2 CPU cores). Every run is one compiled program
 vmapped over the seeds; final return = mean return of the episodes of the last 10 updates, per
 seed; IQM with a 95 % stratified-bootstrap interval (`purejaxppo.stats`); "solved" = the
 threshold of `stats.SOLVED_THRESHOLDS`; "steps to 450" = the first update at which the mean over
@@ -92,6 +96,13 @@ def run_learning(args) -> None:
             save(f"learning_{env}_{algo}", train(config, args.num_seeds, args.seed))
 
 
+def run_minatar(args) -> None:
+    base = presets.get("minatar", env_name="Breakout-MinAtar", network=args.network)
+    for algo, config in (("ppo", base), ("appo", base.replace(**appo_learner()))):
+        save(f"minatar_Breakout-MinAtar_{args.network}_{algo}",
+             train(config, args.num_seeds, args.seed))
+
+
 def run_lag(args) -> None:
     base = presets.get("cartpole").replace(**appo_learner())
     for lag in (int(v) for v in args.lags.split(",")):
@@ -121,6 +132,11 @@ def tables() -> str:
     if learning:
         parts += ["### APPO against PPO (PPO presets' budgets)", head]
         parts += [row(records[k], k.removeprefix("learning_").replace("_", " ")) for k in learning]
+    minatar = [k for k in records if k.startswith("minatar_")]
+    if minatar:
+        parts += ["", "### APPO against PPO on MinAtar (1e7 steps)", head]
+        parts += [row(records[k], k.removeprefix("minatar_").replace("_", " ")
+                      + f" ({records[k]['num_seeds']} seeds)") for k in minatar]
     lag = sorted((k for k in records if k.startswith("lag_")),
                  key=lambda k: (int(k.split("_")[1]), k.split("_")[2] != "vtrace"))
     if lag:
@@ -130,26 +146,35 @@ def tables() -> str:
                   for k in lag]
     any_record = next(iter(records.values()), None)
     if any_record:
-        parts += ["", f"Seeds: base key {any_record['seed']}, {any_record['num_seeds']} seeds "
+        dates = sorted({r["date"] for r in records.values()})
+        parts += ["", f"Seeds: base key {any_record['seed']}, 8 seeds unless the row says "
                   f"(tuning used base key {TUNE_SEEDS[0]}); machine: "
-                  f"{any_record['machine'].get('cpu_model')}, {any_record['date']}."]
+                  f"{any_record['machine'].get('cpu_model')}, {', '.join(dates)}. steps/s were "
+                  "measured with other jobs sharing the cores: not a speed comparison."]
     return "\n".join(parts)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("study", choices=("learning", "lag", "table"))
+    parser.add_argument("study", choices=("learning", "lag", "minatar", "table"))
     parser.add_argument("--envs", default="CartPole-v1,Acrobot-v1")
     parser.add_argument("--lags", default="0,1,4,16")
-    parser.add_argument("--num-seeds", type=int, default=8)
+    parser.add_argument("--num-seeds", type=int, default=None,
+                        help="seeds per run (default 8; 4 for minatar)")
+    parser.add_argument("--network", default="mlp", choices=("mlp", "cnn"),
+                        help="minatar: the network of both arms")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
+    if args.num_seeds is None:
+        args.num_seeds = 4 if args.study == "minatar" else 8
     if args.seed in TUNE_SEEDS and args.study != "table":
         parser.error(f"--seed {args.seed} is a tuning seed of the PPO presets; report on others")
     if args.study == "learning":
         run_learning(args)
     elif args.study == "lag":
         run_lag(args)
+    elif args.study == "minatar":
+        run_minatar(args)
     text = tables()
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "appo.md").write_text(text + "\n")

@@ -37,3 +37,60 @@ def test_commits_copies_a_revision_and_refuses_bad_arguments(tmp_path, capsys):
     assert "num_envs" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         commits.main(["--seeds", "1,x"])
+
+
+@pytest.mark.parametrize("size", ["full", "tiny"])
+def test_gpu_suite_parts_are_valid_runs(size):
+    """Every part of `benchmarks/gpu_suite.sh`, at both sizes, is a valid scaling.py run (config
+    built and checked by `make_train`, nothing compiled): CartPole up to 4096 seeds, Breakout's
+    CNN at 1 and 64, fast_paths auto and off."""
+    import argparse
+
+    gpu_suite = _load("gpu_suite")
+    scaling = _load("scaling")
+    throughput = _load("throughput")
+    seen = set()
+    for name, argv in gpu_suite.parts(size):
+        parser = argparse.ArgumentParser()
+        for flag in ("--env", "--seeds", "--total-timesteps"):
+            parser.add_argument(flag, default=None)
+        parser.add_argument("--set", action="append", default=[])
+        parser.add_argument("--no-progress", action="store_true")
+        parser.add_argument("--repeats", type=int, default=1)
+        args = parser.parse_args(argv)
+        args.total_timesteps = int(args.total_timesteps)
+        config, seeds = throughput.parse_run_args(args)
+        seen.add((config.env_name, config.fast_paths))
+        if size == "full" and config.env_name == "CartPole-v1":
+            assert seeds == [1, 4, 16, 64, 256, 1024, 4096]
+        if size == "full" and config.env_name == "Breakout-MinAtar":
+            assert seeds == [1, 64] and config.network == "cnn"
+    assert seen == {(env, fast) for env in ("CartPole-v1", "Breakout-MinAtar")
+                    for fast in ("auto", "off")}
+    assert scaling.main(["--seeds", "0"]) == 2  # scaling.py refuses what the parts would not
+
+
+@pytest.mark.slow
+def test_gpu_suite_runs_every_part_at_tiny_sizes_on_cpu(tmp_path):
+    """`benchmarks/gpu_suite.sh` end to end on the CPU at its tiny sizes (about 30 s of
+    compiling, so `slow`): every part (CartPole and Breakout-MinAtar's CNN, fast_paths auto and
+    off) measured, one JSON gathering them."""
+    import json
+    import os
+    import sys
+
+    env = {**os.environ, "SIZE": "tiny", "PYTHON": sys.executable}
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_suite.sh"), str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "gpu_suite.json").read_text())
+    gpu_suite = _load("gpu_suite")
+    assert set(summary["parts"]) == {name for name, _ in gpu_suite.parts("tiny")}
+    assert {(r["env"], r["fast_paths"]) for r in summary["rows"]} == {
+        (env, fast) for env in ("CartPole-v1", "Breakout-MinAtar") for fast in ("auto", "off")}
+    for row in summary["rows"]:
+        assert row["seeds"] == 2 and row["sweep_sps"] > 0 and row["compile_s"]["sweep"] > 0
+    assert summary["wall_s"] > 0 and "Breakout-MinAtar" in proc.stdout
+    full = gpu_suite.parts("full")
+    assert any("4096" in ",".join(argv) for _, argv in full)
+    assert any("Breakout-MinAtar" in argv and "1,64" in argv for _, argv in full)

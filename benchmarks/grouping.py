@@ -4,7 +4,7 @@ grouping `train_seeds`, `sweep` and `fit` use), compiled alike, timed interleave
     python benchmarks/grouping.py                          # 64 seeds, groups of 16, 2e5 steps per seed
 
 CartPole-v1 as `benchmarks/peers.py` sets it (constant learning rate, Adam eps 1e-8). Prints
-env steps/s of every run; JSON to benchmarks/results/grouping_cpu.json.
+env steps/s of every run and each program's compile time; JSON to benchmarks/results/grouping_cpu.json.
 """
 
 from __future__ import annotations
@@ -42,8 +42,11 @@ def main(argv=None) -> int:
     train = make_train(config)
     programs = {"plain_vmap": jax.vmap(train), f"groups_of_{args.group}":
                 vmap_in_groups(train, args.group)}
-    compiled = {name: jax.jit(fn).lower(keys).compile(compiler_options())
-                for name, fn in programs.items()}
+    compiled, compile_s = {}, {}
+    for name, fn in programs.items():
+        start = time.perf_counter()
+        compiled[name] = jax.jit(fn).lower(keys).compile(compiler_options())
+        compile_s[name] = time.perf_counter() - start
     for fn in compiled.values():
         jax.block_until_ready(fn(keys))  # warm-up
     sps = {name: [] for name in compiled}
@@ -54,11 +57,12 @@ def main(argv=None) -> int:
             sps[name].append(args.seeds * config.env_steps_per_run / (time.perf_counter() - start))
     for name, values in sps.items():
         print(f"{name:>14}: " + " / ".join(f"{v:,.0f}" for v in values)
-              + f" steps/s (median {np.median(values):,.0f})")
+              + f" steps/s (median {np.median(values):,.0f}), compile {compile_s[name]:.1f} s")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"benchmark": "grouping", "seeds": args.seeds, "group": args.group,
                    "env_steps_per_seed": config.env_steps_per_run, "steps_per_second": sps,
+                   "compile_s": compile_s,
                    "machine": machine_info(), "jax": jax.__version__}, f, indent=1)
     return 0
 

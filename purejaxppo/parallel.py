@@ -55,11 +55,15 @@ def pad_runs(x: np.ndarray, size: int) -> np.ndarray:
     return x if extra == 0 else np.concatenate([x, np.repeat(x[:1], extra, axis=0)])
 
 
+def run_sharding(mesh: Mesh) -> NamedSharding:
+    """Arrays whose leading axis (the runs) is split over the mesh's run axis."""
+    return NamedSharding(mesh, PartitionSpec(RUN_AXIS))
+
+
 def place(x: np.ndarray, mesh: Mesh) -> jax.Array:
     """A global array sharded over the mesh's run axis (works with several processes: each
     process supplies the shards of its own devices from its copy of `x`)."""
-    sharding = NamedSharding(mesh, PartitionSpec(RUN_AXIS))
-    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+    return jax.make_array_from_callback(x.shape, run_sharding(mesh), lambda index: x[index])
 
 
 def gather(x: jax.Array) -> np.ndarray:

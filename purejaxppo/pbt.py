@@ -53,12 +53,11 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec
 
 from purejaxppo.config import FIELD, ConfigError, HParams, PPOConfig, check_hparam_name
 from purejaxppo.logs import json_safe
 from purejaxppo.metrics import final_return
-from purejaxppo.parallel import RUN_AXIS, gather, pad_runs, place
+from purejaxppo.parallel import gather, pad_runs, place, run_sharding
 
 LOG_NAME = "pbt.jsonl"
 PBT_STREAM = 0x50425421  # fold_in constant: the population's key, apart from the members' keys
@@ -359,8 +358,7 @@ def pbt_step(state, hparams: HParams, fitness, key_data, *, pbt: PBT, impl: str,
     returns `(state, hparams, next key data, Decision)`."""
     key, step_key = jax.random.split(jax.random.wrap_key_data(key_data, impl=impl))
     state, hparams, decision = exploit_explore(state, hparams, fitness, step_key, pbt)
-    sharded = NamedSharding(mesh, PartitionSpec(RUN_AXIS))
-    state, hparams = jax.lax.with_sharding_constraint((state, hparams), sharded)
+    state, hparams = jax.lax.with_sharding_constraint((state, hparams), run_sharding(mesh))
     return state, hparams, jax.random.key_data(key), decision
 
 

@@ -21,12 +21,12 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
 
 from purejaxppo.checkpoint import save_checkpoint
 from purejaxppo.config import HParams
 from purejaxppo.fast_paths import compiler_options
-from purejaxppo.parallel import (RUN_AXIS, gather_runs, pad_runs, place, place_runs,
+from purejaxppo.parallel import (gather_runs, pad_runs, place, place_runs, run_sharding,
                                  shard_runs)
 from purejaxppo.train import Trainer, TrainState, first_divergence
 
@@ -51,7 +51,7 @@ def keys_from_data(tree, key_mask, impl):
 
 @functools.partial(jax.jit, static_argnames=("fn", "mesh"))
 def _per_run(*args, fn, mesh: Mesh):
-    """`sweeps.shard_runs(fn, mesh)` applied to `args`, jitted (`fn` and `mesh` static). Outputs
+    """`parallel.shard_runs(fn, mesh)` applied to `args`, jitted (`fn` and `mesh` static). Outputs
     carry no weak type (as arrays placed from the host do not)."""
     return jax.tree.map(lambda x: x.astype(x.dtype), shard_runs(fn, mesh)(*args))
 
@@ -110,7 +110,7 @@ class ChunkedRuns:
             # Lowered for the state as `restore` places it (sharded over the run axis, no weak
             # types), whatever `start` returned: a resumed run then asks for the very program
             # the first run compiled, and finds it in JAX's persistent cache where one is set.
-            sharding = NamedSharding(self.runs.mesh, PartitionSpec(RUN_AXIS))
+            sharding = run_sharding(self.runs.mesh)
             state = jax.tree.map(
                 lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), self.state)
             self._executables[num_updates] = _per_run.lower(

@@ -180,7 +180,8 @@ def _git_state() -> str | None:
         return None
 
 
-def main(argv=None) -> int:
+def make_parser() -> argparse.ArgumentParser:
+    """The command line of this script."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default=None, help="gymnax environment name (default CartPole-v1)")
     parser.add_argument("--seeds", default="1,4,16,64", help="comma-separated seed counts")
@@ -200,7 +201,11 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None,
                         help="JSON path (default benchmarks/results/scaling_<platform>.json); "
                         "the plot goes next to it as .png")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = make_parser().parse_args(argv)
     try:
         config, seed_counts = parse_run_args(args)
     except (ConfigError, ValueError) as err:

@@ -44,22 +44,12 @@ def test_gpu_suite_parts_are_valid_runs(size):
     """Every part of `benchmarks/gpu_suite.sh`, at both sizes, is a valid scaling.py run (config
     built and checked by `make_train`, nothing compiled): CartPole up to 4096 seeds, Breakout's
     CNN at 1 and 64, fast_paths auto and off."""
-    import argparse
-
     gpu_suite = _load("gpu_suite")
     scaling = _load("scaling")
     throughput = _load("throughput")
     seen = set()
     for name, argv in gpu_suite.parts(size):
-        parser = argparse.ArgumentParser()
-        for flag in ("--env", "--seeds", "--total-timesteps"):
-            parser.add_argument(flag, default=None)
-        parser.add_argument("--set", action="append", default=[])
-        parser.add_argument("--no-progress", action="store_true")
-        parser.add_argument("--repeats", type=int, default=1)
-        args = parser.parse_args(argv)
-        args.total_timesteps = int(args.total_timesteps)
-        config, seeds = throughput.parse_run_args(args)
+        config, seeds = throughput.parse_run_args(scaling.make_parser().parse_args(argv))
         seen.add((config.env_name, config.fast_paths))
         if size == "full" and config.env_name == "CartPole-v1":
             assert seeds == [1, 4, 16, 64, 256, 1024, 4096]

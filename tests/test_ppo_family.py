@@ -344,23 +344,20 @@ APPO_ON_MESH = PPOConfig(total_timesteps=4 * 16 * 4, num_envs=4, num_steps=16, h
                          buffer_iterations_per_batch=2, learning_rate=3e-3)
 
 
-def _mesh_sweeps(config_kw):
+def _mesh_sweeps():
     """The two sweeps both sides run: (name, config, grid) for the family and for APPO."""
     from purejaxppo import hparam_grid
 
-    family, appo = (PPOConfig(**{**config_kw[name],
-                                 "hidden_sizes": tuple(config_kw[name]["hidden_sizes"])})
-                    for name in ("family", "appo"))
-    return [("family", family, hparam_grid(family, kl_target=[0.001, 0.01],
+    return [("family", FAMILY, hparam_grid(FAMILY, kl_target=[0.001, 0.01],
                                            target_kl=[0.0, 0.003])),
-            ("appo", appo, hparam_grid(appo, tau=[0.5, 1.0], vtrace_clip_rho=[0.5, 1.0]))]
+            ("appo", APPO_ON_MESH, hparam_grid(APPO_ON_MESH, tau=[0.5, 1.0],
+                                               vtrace_clip_rho=[0.5, 1.0]))]
 
 
 def test_four_device_mesh_equals_one_device_for_the_family_and_appo(tmp_path):
     """The same sweeps sharded over 4 (fake CPU) devices in a subprocess equal one device: the
     recurrent KL-penalty family, and APPO's learner with τ and ρ̄ swept (4 settings x 2 seeds =
     8 runs, 2 per device)."""
-    import json
     import os
     import subprocess
     import sys
@@ -370,40 +367,29 @@ def test_four_device_mesh_equals_one_device_for_the_family_and_appo(tmp_path):
     from purejaxppo.sweeps import run_mesh
 
     script = textwrap.dedent("""
-        import json, sys
+        import sys
         import jax, numpy as np
-        sys.path.insert(0, sys.argv[3])
+        sys.path.insert(0, sys.argv[2])
         from test_ppo_family import _mesh_sweeps
         from purejaxppo import make_train, sweep
         from purejaxppo.sweeps import run_mesh
         assert run_mesh().devices.size == 4
-        for name, config, grid in _mesh_sweeps(json.loads(sys.argv[1])):
+        for name, config, grid in _mesh_sweeps():
             out = sweep(make_train(config), jax.random.split(jax.random.key(0), 2), grid)
-            np.savez(f"{sys.argv[2]}_{name}.npz", **out.metrics._asdict())
+            np.savez(f"{sys.argv[1]}_{name}.npz", **out.metrics._asdict())
     """)
-
-    def fields(config, names):
-        return {f: getattr(config, f) for f in names}
-
-    family_fields = ("total_timesteps", "num_envs", "num_steps", "hidden_sizes", "gru_size",
-                     "policy_objective", "learning_rate", "anneal_lr")
-    appo_fields = family_fields[:4] + ("policy_objective", "advantage_estimator", "policy_lag",
-                                       "tau", "target_update_every", "buffer_num_batches",
-                                       "buffer_iterations_per_batch", "learning_rate")
-    kw = {"family": fields(FAMILY, family_fields), "appo": fields(APPO_ON_MESH, appo_fields)}
     prefix = tmp_path / "four"
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
            "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run([sys.executable, "-c", script, json.dumps(kw), str(prefix),
-                           os.path.dirname(__file__)], env=env, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run([sys.executable, "-c", script, str(prefix), os.path.dirname(__file__)],
+                          env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     one_device = run_mesh(jax.devices()[:1])
     checked = {"family": ("episode_return", "num_episodes", "kl_coef", "epochs", "kl",
                           "policy_loss"),
                "appo": ("episode_return", "num_episodes", "policy_loss", "value_loss", "kl",
                         "epochs")}
-    for name, config, grid in _mesh_sweeps(json.loads(json.dumps(kw))):
+    for name, config, grid in _mesh_sweeps():
         four = np.load(f"{prefix}_{name}.npz")
         one = sweep(make_train(config), jax.random.split(jax.random.key(0), 2), grid,
                     mesh=one_device)

@@ -55,6 +55,11 @@ def appo_learner() -> dict:
     return {name: getattr(appo, name) for name in APPO_FIELDS}
 
 
+def ppo_and_appo(base) -> tuple:
+    """The two arms of a comparison: ("ppo", the preset), ("appo", it with APPO's learner)."""
+    return ("ppo", base), ("appo", base.replace(**appo_learner()))
+
+
 def train(config, num_seeds: int, seed: int) -> dict:
     """One compiled vmapped run; the record (final return per seed, curve, timing)."""
     keys = jax.random.split(jax.random.key(seed), num_seeds)
@@ -91,14 +96,13 @@ def save(name: str, record: dict) -> None:
 
 def run_learning(args) -> None:
     for env in args.envs.split(","):
-        base = presets.get(ENV_PRESETS[env], env_name=env)
-        for algo, config in (("ppo", base), ("appo", base.replace(**appo_learner()))):
+        for algo, config in ppo_and_appo(presets.get(ENV_PRESETS[env], env_name=env)):
             save(f"learning_{env}_{algo}", train(config, args.num_seeds, args.seed))
 
 
 def run_minatar(args) -> None:
     base = presets.get("minatar", env_name="Breakout-MinAtar", network=args.network)
-    for algo, config in (("ppo", base), ("appo", base.replace(**appo_learner()))):
+    for algo, config in ppo_and_appo(base):
         save(f"minatar_Breakout-MinAtar_{args.network}_{algo}",
              train(config, args.num_seeds, args.seed))
 

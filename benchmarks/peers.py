@@ -4,6 +4,7 @@
     python benchmarks/peers.py --repeats 7 --pin 1          # measured processes pinned to core 1
     python benchmarks/peers.py --pin 0 --busy               # ... CPU burner on the other core
     python benchmarks/peers.py --update-epochs 1            # both sides: 1 epoch instead of 4
+    python benchmarks/peers.py --baseline HEAD~1            # also purejaxppo before a change
 
 rejax (PyPI) still steps gymnax environments through the old five-value API, so it lives in its
 own virtual environment with gymnax 0.0.9. The script creates that environment once, from the
@@ -27,6 +28,11 @@ after a trivial warm-up compile so that JAX/XLA start-up is not counted; purejax
 times (default 1; those times are recorded, not used), then times one more call
 (`jax.block_until_ready`) and prints one JSON line: steps/s = env steps of all seeds / seconds,
 compile and trace seconds, and the returns per seed.
+
+`--baseline REV` adds a third side, purejaxppo as it was at git revision REV (`git archive`d to
+a temporary directory, first on `PYTHONPATH`; the worker checks that it imported that copy),
+timed by the same worker in the same order (peer, before, ours, peer, ...): a before/after table
+of a change with the peer in the same run.
 
 Returns (not timed; computed after the timed call):
   * ours  final_return: `purejaxppo.metrics.final_return(result.metrics)`, the mean return of the
@@ -195,6 +201,7 @@ def _worker_ours(spec: dict) -> dict:
     import jax
     import numpy as np
 
+    import purejaxppo
     from purejaxppo import PPOConfig, compiler_options, final_return, make_trainer
 
     fields = dict(spec["ours_config"])
@@ -221,7 +228,8 @@ def _worker_ours(spec: dict) -> dict:
         out["eval_return"] = _finite_or_none(np.asarray(ev.returns).mean(-1))
     except Exception as err:  # noqa: BLE001
         out["eval_return"], out["eval_error"] = None, f"{type(err).__name__}: {err}"
-    out.update(steps_per_seed=steps_per_seed, compiler_options=options, compile_s=compile_s,
+    out.update(package=os.path.dirname(os.path.abspath(purejaxppo.__file__)),
+               steps_per_seed=steps_per_seed, compiler_options=options, compile_s=compile_s,
                trace_s=trace_s,
                warmup_s=warmup_s, run_s=run_s, versions=_versions(["purejaxppo", "jax", "jaxlib", "flax", "optax",
                                                 "gymnax", "numpy"]),
@@ -427,8 +435,11 @@ def _fmt_return(mean, std):
 
 
 def format_table(rows: list[dict]) -> str:
+    before = any("before" in row for row in rows)
     header = ["seeds", "ours sps median", "ours sps best", f"{PEER} sps median",
-              f"{PEER} sps best", "ratio (medians, ours/peer)", "spread max/min ours",
+              f"{PEER} sps best", "ratio (medians, ours/peer)", *(
+                  ["before sps median", "before/peer", "ours/before"] if before else []),
+              "spread max/min ours",
               f"spread max/min {PEER}", "compile s ours (trace)", f"compile s {PEER} (trace)",
               "ours final return (train, last 10 upd.)", "ours eval return",
               f"{PEER} eval return"]
@@ -437,7 +448,11 @@ def format_table(rows: list[dict]) -> str:
         o, p = row["ours"], row["peer"]
         cells = [str(row["num_seeds"]), f"{o['sps_median']:,.0f}", f"{o['sps_best']:,.0f}",
                  f"{p['sps_median']:,.0f}", f"{p['sps_best']:,.0f}",
-                 f"{row['ratio_of_medians']:.2f}", f"{o['spread_max_over_min']:.3f}",
+                 f"{row['ratio_of_medians']:.2f}", *([
+                     f"{row['before']['sps_median']:,.0f}",
+                     f"{row['ratio_before_over_peer']:.2f}",
+                     f"{row['ratio_ours_over_before']:.2f}"] if before else []),
+                 f"{o['spread_max_over_min']:.3f}",
                  f"{p['spread_max_over_min']:.3f}",
                  f"{o['compile_s_median']:.2f} ({o['trace_s_median']:.2f})",
                  f"{p['compile_s_median']:.2f} ({p['trace_s_median']:.2f})",
@@ -494,6 +509,9 @@ def main(argv=None) -> int:
                              "default: the number of usable cores)")
     parser.add_argument("--timeout", type=float, default=3600,
                         help="seconds allowed per subprocess (default 3600)")
+    parser.add_argument("--baseline", default=None, metavar="REV",
+                        help="also time purejaxppo at this git revision (a third side, "
+                             "'before'), interleaved with the other two")
     parser.add_argument("--out", default=DEFAULT_OUT, help="JSON output path")
     parser.add_argument("--worker", choices=["ours", PEER], help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
@@ -544,6 +562,18 @@ def main(argv=None) -> int:
     if not args.ours_defaults:
         ours_config.update(anneal_lr=False, adam_eps=1e-8)
 
+    baseline = None
+    if args.baseline is not None:  # purejaxppo at that revision, in a temporary directory
+        import tempfile
+
+        from commits import materialise  # benchmarks/commits.py
+
+        scratch = tempfile.TemporaryDirectory(prefix="peers-baseline-")
+        tree = os.path.join(scratch.name, "before")
+        baseline = {"revision": args.baseline,
+                    "commit": materialise(args.baseline, __import__("pathlib").Path(tree)),
+                    "tree": tree}
+        print(f"before: purejaxppo at {args.baseline} = {baseline['commit']}")
     peer_python = ensure_peer_venv(args.peer_venv, args.reinstall_peer)
     machine = machine_info()
     print(f"{problem['env_name']}: {problem['num_envs']} envs x {problem['num_steps']} steps, "
@@ -567,25 +597,40 @@ def main(argv=None) -> int:
     rows = []
     try:
         for n in seed_counts:
-            runs = {"ours": [], "peer": []}
+            sides = [(PEER, "peer", peer_python, extra_env)]
+            if baseline:
+                sides.append(("ours", "before", sys.executable,
+                              {**extra_env, "PYTHONPATH": baseline["tree"]}))
+            sides.append(("ours", "ours", sys.executable, extra_env))
+            runs = {name: [] for _, name, _, _ in sides}
             for rep in range(args.repeats):
-                for side, python in ((PEER, peer_python), ("ours", sys.executable)):
+                for worker, name, python, env in sides:
                     spec = {"num_seeds": n, "seed": args.seed, "warmup": args.warmup,
                             "problem": problem, "steps_per_seed": steps_per_seed,
                             "ours_config": ours_config,
                             "peer_compiler_options": args.peer_compiler_options}
-                    r = run_worker(python, side, spec, pin, args.timeout, extra_env)
+                    r = run_worker(python, worker, spec, pin, args.timeout, env)
                     if r["steps_per_seed"] != steps_per_seed:
-                        raise RuntimeError(f"{side}: {r['steps_per_seed']} steps per seed, "
+                        raise RuntimeError(f"{name}: {r['steps_per_seed']} steps per seed, "
                                            f"expected {steps_per_seed}")
-                    runs["ours" if side == "ours" else "peer"].append(r)
-                    print(f"  seeds {n} repeat {rep + 1}/{args.repeats} {side:>5}: "
+                    if name == "before" and os.path.realpath(r["package"]) != os.path.realpath(
+                            os.path.join(baseline["tree"], "purejaxppo")):
+                        raise RuntimeError(f"before: imported purejaxppo from {r['package']}")
+                    runs[name].append(r)
+                    side = PEER if name == "peer" else name
+                    print(f"  seeds {n} repeat {rep + 1}/{args.repeats} {side:>6}: "
                           f"{r['sps']:>12,.0f} steps/s  run {r['run_s']:.2f} s  "
                           f"compile {r['compile_s']:.2f} s (trace {r['trace_s']:.2f} s)",
                           flush=True)
             ours, peer = summarise(runs["ours"]), summarise(runs["peer"])
-            rows.append({"num_seeds": n, "ours": ours, "peer": peer,
-                         "ratio_of_medians": ours["sps_median"] / peer["sps_median"]})
+            row = {"num_seeds": n, "ours": ours, "peer": peer,
+                   "ratio_of_medians": ours["sps_median"] / peer["sps_median"]}
+            if baseline:
+                before = summarise(runs["before"])
+                row.update(before=before,
+                           ratio_before_over_peer=before["sps_median"] / peer["sps_median"],
+                           ratio_ours_over_before=ours["sps_median"] / before["sps_median"])
+            rows.append(row)
     finally:
         if burner is not None:
             burner.terminate()
@@ -610,7 +655,9 @@ def main(argv=None) -> int:
         "environment_added": extra_env,
         "repeats": args.repeats,
         "warmup_calls": args.warmup,
-        "order": f"per seed count: {PEER}, ours, {PEER}, ours, ... (one subprocess each)",
+        "order": (f"per seed count: {PEER}, {'before, ' if baseline else ''}ours, {PEER}, ... "
+                  f"(one subprocess each)"),
+        "baseline": None if baseline is None else {k: baseline[k] for k in ("revision", "commit")},
         "timing": ("compile_s: jax.jit(jax.vmap(train)).lower(keys).compile() (trace + XLA "
                    "compile), after a trivial warm-up compile; trace_s: its .lower(keys) part "
                    "(tracing and lowering, Python); run_s: one call after "

@@ -25,6 +25,7 @@ from purejaxppo.networks import (ActorCritic, batch_policy, carry_resets, init_p
                                  initial_carry, make_network, policy_step)
 from purejaxppo.normalize import (RewardScaler, RunningStats, init_reward_scaler, init_stats,
                                   normalize_obs, scale_rewards, update_stats)
+from purejaxppo.parallel import grouped_when_vmapped
 from purejaxppo.progress import emit_progress
 from purejaxppo.rollout import EnvRunner, Transition, collect_rollout, reset_envs
 from purejaxppo.update import (Batch, Learner, Sampler, learning_rate_at, make_optimizer,
@@ -237,10 +238,17 @@ def make_trainer(config: PPOConfig, *, env=None, env_params=None,
             callback_every=callback_every)
         return jax.lax.scan(iteration, state, jnp.arange(num_updates))
 
-    def train(key, hparams: Optional[HParams] = None) -> TrainResult:
+    def train_one(key, hparams: Optional[HParams] = None) -> TrainResult:
         state, metrics = run(init(key, hparams), hparams, config.num_updates)
         return TrainResult(state.learner.params, metrics, state.obs_stats,
                            first_divergence(metrics))
+
+    # vmapped seeds run in cache-sized groups on the CPU; with a callback, one vmap (so that
+    # each report still carries every run)
+    grouped = train_one if callback is not None else grouped_when_vmapped(train_one)
+
+    def train(key, hparams: Optional[HParams] = None) -> TrainResult:
+        return grouped(key, hparams)
 
     return Trainer(config, spec, network, init, run, train,
                    lambda state: state.learner.params)
@@ -256,8 +264,10 @@ def make_train(config: PPOConfig, *, env=None, env_params=None,
     called on the host every `callback_every` updates (unordered; it cannot change results).
     Under `jax.vmap` it is called once per report, not once per seed: `metrics` then carries the
     leading batch (seed / setting) axes (see `progress.emit_progress`). `TrainResult.diverged_at`
-    reports, per run, the first update that went non-finite (-1: none). For the two halves of
-    `train` (to checkpoint, resume or evaluate mid-way) see `make_trainer`.
+    reports, per run, the first update that went non-finite (-1: none). Without a callback,
+    `jax.vmap(train)` over more runs than `parallel.runs_per_group` allows runs them in groups
+    (`parallel.grouped_when_vmapped`: faster on the CPU, same results up to float rounding).
+    For the two halves of `train` (to checkpoint, resume or evaluate mid-way) see `make_trainer`.
     """
     return make_trainer(config, env=env, env_params=env_params, callback=callback,
                         callback_every=callback_every).train

@@ -39,6 +39,23 @@ def test_commits_copies_a_revision_and_refuses_bad_arguments(tmp_path, capsys):
         commits.main(["--seeds", "1,x"])
 
 
+def test_peers_table_shows_the_baseline_side_and_its_ratios():
+    peers = _load("peers")
+
+    def side(sps):
+        return peers.summarise([{"run_s": 1.0, "sps": sps, "compile_s": 2.0, "trace_s": 0.5,
+                                 "final_return": [500.0], "eval_return": [500.0]}])
+
+    row = {"num_seeds": 8, "ours": side(300.0), "peer": side(200.0), "before": side(250.0),
+           "ratio_of_medians": 1.5, "ratio_before_over_peer": 1.25, "ratio_ours_over_before": 1.2}
+    header, _, line = peers.format_table([row]).splitlines()
+    cells = dict(zip(header.strip("| ").split(" | "), line.strip("| ").split(" | ")))
+    assert (cells["before sps median"], cells["before/peer"], cells["ours/before"]) == (
+        "250", "1.25", "1.20")
+    assert "ours/before" not in peers.format_table([{k: v for k, v in row.items()
+                                                      if k != "before"}])
+
+
 @pytest.mark.parametrize("size", ["full", "tiny"])
 def test_gpu_suite_parts_are_valid_runs(size):
     """Every part of `benchmarks/gpu_suite.sh`, at both sizes, is a valid scaling.py run (config

@@ -12,6 +12,7 @@ import textwrap
 
 import jax
 import numpy as np
+import pytest
 
 from purejaxppo import PPOConfig, make_train
 
@@ -37,6 +38,37 @@ def test_vmap_of_16_seeds_equals_16_separate_runs():
         assert_trees_allclose(row.params, separate.params, rtol=1e-4, atol=1e-5)
     # Seeds really differ: otherwise the comparison above would prove little.
     assert not np.allclose(batched.metrics.policy_loss[0], batched.metrics.policy_loss[1])
+
+
+def test_vmap_of_train_runs_in_groups_that_equal_separate_runs(monkeypatch):
+    """`jax.vmap(train)` over more seeds than `runs_per_group` allows runs them in groups
+    (`parallel.grouped_when_vmapped`; groups of 2 here instead of the CPU's 16), each seed still
+    its separate run; nested vmaps and unbatched arguments work; with a callback, one vmap."""
+    import purejaxppo.parallel as parallel
+
+    if jax.default_backend() != "cpu":
+        pytest.skip("grouping applies on the CPU")
+    monkeypatch.setattr(parallel, "CPU_GROUP_SIZES", range(2, 1, -1))
+    keys = jax.random.split(jax.random.key(7), 8)
+    train = make_train(SMALL)
+    obs_of_all = "f32[8,4,4]"  # the 8 runs' observations (4 envs x 4 floats) side by side
+    assert obs_of_all not in str(jax.make_jaxpr(jax.vmap(train))(keys))
+    assert "f32[2,4,4]" in str(jax.make_jaxpr(jax.vmap(train))(keys))
+    reporting = make_train(SMALL, callback=lambda *_: None, callback_every=SMALL.num_updates)
+    assert obs_of_all in str(jax.make_jaxpr(jax.vmap(reporting))(keys))
+
+    batched = jax.jit(jax.vmap(train))(keys)
+    single = jax.jit(train)
+    for i in range(len(keys)):
+        row = jax.tree.map(lambda x: x[i], batched)
+        assert_trees_allclose(row, single(keys[i]), rtol=1e-4, atol=1e-5)
+
+    hparams = jax.tree.map(lambda x: np.full((3,), x, np.float32), SMALL.hparams())
+    nested = jax.eval_shape(jax.vmap(jax.vmap(train, in_axes=(0, None)), in_axes=(None, 0)),
+                            keys, hparams)
+    assert nested.metrics.policy_loss.shape == (3, 8, SMALL.num_updates)
+    shared = jax.eval_shape(jax.vmap(train, in_axes=(0, None)), keys, SMALL.hparams())
+    assert shared.metrics.policy_loss.shape == (8, SMALL.num_updates)
 
 
 def test_same_key_same_result_and_compiles_once():

@@ -21,12 +21,20 @@ GEMM (the machine's practical peak). Reported: achieved GFLOP/s of the run (dot 
 time), the time the dots would take at their measured rates (so the share of the run that is
 dots, and the rest: elementwise, selects, copies, loop overhead), and achieved / possible.
 Prints a table and writes JSON (default benchmarks/results/profile_update_<platform>.json).
+
+`--trace`: one more call under `jax.profiler` (a Perfetto trace; the profiler may keep only part
+of a long run), whose per-thunk durations are summed by the loop body each thunk belongs to
+(minibatch step, rollout step, update loop, other), and within each body into dots (YNNPACK
+fusions and plain dots) and the rest. Shares of the summed thunk time, not of wall time: two
+threads run thunks side by side, and the profiler adds its own cost to each thunk.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import glob
+import gzip
 import json
 import os
 import platform
@@ -173,7 +181,38 @@ def _operand_shapes(dot: dict):
     return (tuple(batch) + (m, k)), (tuple(batch) + (k, n)), len(batch)
 
 
-def profile(config, num_seeds: int, repeats: int) -> dict:
+def thunk_shares(compiled, keys, computations: dict, roles: dict) -> dict:
+    """Run `compiled(keys)` once under the profiler; summed thunk time per loop-body role, and
+    the dots' part of each."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as trace_dir:
+        jax.profiler.start_trace(trace_dir, create_perfetto_trace=True)
+        jax.block_until_ready(compiled(keys))
+        jax.profiler.stop_trace()
+        path = sorted(glob.glob(os.path.join(trace_dir, "**", "*.trace.json.gz"),
+                                recursive=True))[-1]
+        with gzip.open(path) as f:
+            events = json.load(f)["traceEvents"]
+    owner, is_dot = {}, set()
+    for body, instructions in computations.items():
+        for name, _, opcode, rest in instructions:
+            owner[name] = roles.get(body, "other")
+            if opcode == "dot" or "__ynn_fusion" in rest:
+                is_dot.add(name)
+    total, dots_us = collections.Counter(), collections.Counter()
+    for event in events:
+        role = owner.get(event.get("name")) if event.get("ph") == "X" else None
+        if role is not None:
+            total[role] += event.get("dur", 0)
+            if event["name"] in is_dot:
+                dots_us[role] += event.get("dur", 0)
+    all_us = sum(total.values()) or 1
+    return {role: {"share_of_thunk_time": us / all_us, "dots_share_within": dots_us[role] / us}
+            for role, us in total.items() if us}
+
+
+def profile(config, num_seeds: int, repeats: int, trace: bool = False) -> dict:
     keys = jax.random.split(jax.random.key(0), num_seeds)
     start = time.perf_counter()
     compiled = jax.jit(jax.vmap(make_train(config))).lower(keys).compile(compiler_options())
@@ -206,8 +245,10 @@ def profile(config, num_seeds: int, repeats: int) -> dict:
                 rates[key] = gemm_rate(*shapes)
             dot_flops += dot["flops"] * n_trips
             dot_time += dot["flops"] * n_trips / (rates[key] * 1e9)
+    shares = thunk_shares(compiled, keys, computations, roles) if trace else None
     return {
         "num_seeds": num_seeds, "compile_s": compile_s, "run_s": run_s,
+        "thunk_time_by_body": shares,
         "env_steps_per_second": num_seeds * config.env_steps_per_run / run_s,
         "bodies": [{"name": b, "role": roles.get(b, "other"), "trips_per_run": trips.get(b),
                     "census": census(computations, b),
@@ -229,6 +270,8 @@ def main(argv=None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--peak-size", type=int, default=1024,
                         help="side of the square GEMM timed as the machine's practical peak")
+    parser.add_argument("--trace", action="store_true",
+                        help="also split one profiled call's thunk time by loop body")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     try:
@@ -246,7 +289,7 @@ def main(argv=None) -> int:
           f"{jax.devices()[0].platform}; square GEMM {args.peak_size}: {peak:.1f} GFLOP/s")
     rows = []
     for n in seeds:
-        row = profile(config, n, args.repeats)
+        row = profile(config, n, args.repeats, args.trace)
         rows.append(row)
         print(f"\n{n} seed(s): {row['env_steps_per_second']:,.0f} env steps/s, compile "
               f"{row['compile_s']:.1f} s; dots {row['dot_gflop_per_run']:.2f} GFLOP per run, "
@@ -260,6 +303,9 @@ def main(argv=None) -> int:
                 f"{'x'.join(map(str, d['result']))} (k={d['k']})" for d in body["dots"])
             print(f"  {body['role']:<15} x{body['trips_per_run']}: {body['census']}")
             print(f"    dots: {dict(shapes)}")
+        for role, share in (row["thunk_time_by_body"] or {}).items():
+            print(f"  profiled thunk time, {role}: {share['share_of_thunk_time']:.0%} "
+                  f"(dots {share['dots_share_within']:.0%} of it)")
     result = {"benchmark": "profile_update", "cpu": cpu, "machine": machine, "platform": jax.devices()[0].platform,
               "jax": jax.__version__, "config": {k: str(v) for k, v in vars(config).items()},
               "square_gemm_gflops": peak, "peak_size": args.peak_size, "rows": rows}

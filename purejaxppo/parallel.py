@@ -132,9 +132,10 @@ def grouped_when_vmapped(fn):
     """`fn`, except that `jax.vmap` of it runs as `vmap_in_groups(fn)` (groups of
     `runs_per_group(n)`: 16 on the CPU, all on GPU/TPU). Called unbatched, it is `fn`.
 
-    `make_train` returns its `train` wrapped in this, so the plain `jax.jit(jax.vmap(train))`
-    gets the CPU's grouping without asking for it: 64 CartPole seeds ran 1.2x faster in groups
-    of 16 than in one vmap (docs/throughput.md). Arguments that the vmap does not batch (e.g.
+    `make_train` returns its `train` wrapped in this (unless `group_vmap=False`, or by default
+    with a callback), so the plain `jax.jit(jax.vmap(train))` gets the CPU's grouping without
+    asking for it: 64 CartPole seeds ran 1.18x faster in groups of 16 than in one vmap
+    (docs/throughput.md). Arguments that the vmap does not batch (e.g.
     `hparams` with `in_axes=(0, None)`) are broadcast first. Each run's result is the one plain
     vmap gives, up to float rounding. Under a nested vmap only the axis whose rule runs first is
     grouped; the other is vmapped as usual.

@@ -190,7 +190,8 @@ class Trainer(NamedTuple):
 
 
 def make_trainer(config: PPOConfig, *, env=None, env_params=None,
-                 callback: Optional[Callable] = None, callback_every: int = 1) -> Trainer:
+                 callback: Optional[Callable] = None, callback_every: int = 1,
+                 group_vmap: Optional[bool] = None) -> Trainer:
     """Validate `config` (before anything compiles) and build its `Trainer`. Arguments as
     `make_train`. A `run` of k updates followed by a `run` of k more gives bitwise the state of
     one `run` of 2k on the same device; with a callback, chunks that are multiples of
@@ -198,6 +199,8 @@ def make_trainer(config: PPOConfig, *, env=None, env_params=None,
     validate_config(config)
     if isinstance(callback_every, bool) or not isinstance(callback_every, int) or callback_every <= 0:
         raise ValueError(f"callback_every: must be a positive integer, got {callback_every!r}")
+    if group_vmap is not None and not isinstance(group_vmap, bool):
+        raise ValueError(f"group_vmap: must be True, False or None, got {group_vmap!r}")
     spec = make_env(config.env_name, env, env_params)
     check_config_for_env(config, spec)
     network = make_network(config, spec)
@@ -243,9 +246,9 @@ def make_trainer(config: PPOConfig, *, env=None, env_params=None,
         return TrainResult(state.learner.params, metrics, state.obs_stats,
                            first_divergence(metrics))
 
-    # vmapped seeds run in cache-sized groups on the CPU; with a callback, one vmap (so that
-    # each report still carries every run)
-    grouped = train_one if callback is not None else grouped_when_vmapped(train_one)
+    if group_vmap is None:  # with a callback, one vmap: each report carries every run
+        group_vmap = callback is None
+    grouped = grouped_when_vmapped(train_one) if group_vmap else train_one
 
     def train(key, hparams: Optional[HParams] = None) -> TrainResult:
         return grouped(key, hparams)
@@ -255,7 +258,8 @@ def make_trainer(config: PPOConfig, *, env=None, env_params=None,
 
 
 def make_train(config: PPOConfig, *, env=None, env_params=None,
-               callback: Optional[Callable] = None, callback_every: int = 1):
+               callback: Optional[Callable] = None, callback_every: int = 1,
+               group_vmap: Optional[bool] = None):
     """Validate `config` and return `train(key, hparams=None) -> TrainResult`.
 
     `train` is pure: jit it, vmap it over keys (seeds) and/or `HParams` (sweeps). `hparams`
@@ -264,10 +268,11 @@ def make_train(config: PPOConfig, *, env=None, env_params=None,
     called on the host every `callback_every` updates (unordered; it cannot change results).
     Under `jax.vmap` it is called once per report, not once per seed: `metrics` then carries the
     leading batch (seed / setting) axes (see `progress.emit_progress`). `TrainResult.diverged_at`
-    reports, per run, the first update that went non-finite (-1: none). Without a callback,
+    reports, per run, the first update that went non-finite (-1: none). `group_vmap`: whether
     `jax.vmap(train)` over more runs than `parallel.runs_per_group` allows runs them in groups
-    (`parallel.grouped_when_vmapped`: faster on the CPU, same results up to float rounding).
+    (`parallel.grouped_when_vmapped`: faster on the CPU, same results up to float rounding;
+    a callback then reports once per group); default: grouped unless there is a callback.
     For the two halves of `train` (to checkpoint, resume or evaluate mid-way) see `make_trainer`.
     """
     return make_trainer(config, env=env, env_params=env_params, callback=callback,
-                        callback_every=callback_every).train
+                        callback_every=callback_every, group_vmap=group_vmap).train

@@ -56,6 +56,16 @@ def test_peers_table_shows_the_baseline_side_and_its_ratios():
                                                       if k != "before"}])
 
 
+def test_minibatch_step_and_xla_options_refuse_bad_arguments(capsys):
+    with pytest.raises(SystemExit):
+        _load("minibatch_step").main(["--variants", "plain,bogus"])
+    assert "bogus" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _load("xla_options").main(["--option", "no_value"])
+    assert "KEY=VALUE" in capsys.readouterr().err
+    assert _load("xla_options")._parse("false") is False
+
+
 @pytest.mark.parametrize("size", ["full", "tiny"])
 def test_gpu_suite_parts_are_valid_runs(size):
     """Every part of `benchmarks/gpu_suite.sh`, at both sizes, is a valid scaling.py run (config

@@ -43,7 +43,8 @@ def test_vmap_of_16_seeds_equals_16_separate_runs():
 def test_vmap_of_train_runs_in_groups_that_equal_separate_runs(monkeypatch):
     """`jax.vmap(train)` over more seeds than `runs_per_group` allows runs them in groups
     (`parallel.grouped_when_vmapped`; groups of 2 here instead of the CPU's 16), each seed still
-    its separate run; nested vmaps and unbatched arguments work; with a callback, one vmap."""
+    its separate run; nested vmaps and unbatched arguments work; with a callback or
+    `group_vmap=False`, one vmap."""
     import purejaxppo.parallel as parallel
 
     if jax.default_backend() != "cpu":
@@ -56,6 +57,10 @@ def test_vmap_of_train_runs_in_groups_that_equal_separate_runs(monkeypatch):
     assert "f32[2,4,4]" in str(jax.make_jaxpr(jax.vmap(train))(keys))
     reporting = make_train(SMALL, callback=lambda *_: None, callback_every=SMALL.num_updates)
     assert obs_of_all in str(jax.make_jaxpr(jax.vmap(reporting))(keys))
+    one_vmap = make_train(SMALL, group_vmap=False)
+    assert obs_of_all in str(jax.make_jaxpr(jax.vmap(one_vmap))(keys))
+    with pytest.raises(ValueError, match="group_vmap"):
+        make_train(SMALL, group_vmap="yes")
 
     batched = jax.jit(jax.vmap(train))(keys)
     single = jax.jit(train)

@@ -20,10 +20,10 @@ in another way:
 
 Every variant is compiled once (with `compiler_options()`), then timed interleaved `--rounds`
 times; reported: median and best microseconds per minibatch step, and `x`: the median over
-rounds of the variant's time over the first variant's in the same round (above 1: slower). Then each distinct dot shape
-of the step is timed alone in a loop (unless `--no-dots`), with one GEMM of the same FLOPs over all seeds'
-rows, against which the per-seed batched dot is compared. Writes JSON (default
-benchmarks/results/minibatch_step_<platform>.json).
+rounds of the variant's time over the first variant's in the same round (above 1: slower).
+Then each distinct dot shape of the step is timed alone in a loop (unless `--no-dots`), with one
+GEMM of the same FLOPs over all seeds' rows, against which the per-seed batched dot is compared.
+Writes JSON (default benchmarks/results/minibatch_step_<platform>.json).
 """
 
 from __future__ import annotations
@@ -219,7 +219,8 @@ def main(argv=None) -> int:
         row = {"num_seeds": n, "variants": times}
         if args.dots:
             batch = () if n == 1 else (n,)
-            shapes = {"forward, second layer (128x64 @ 64x64)": ((*batch, 128, 64), (*batch, 64, 64)),
+            shapes = {"forward, second layer (128x64 @ 64x64)": ((*batch, 128, 64),
+                                                                 (*batch, 64, 64)),
                       "kernel gradient, second layer (64x128 @ 128x64)": ((*batch, 64, 128),
                                                                           (*batch, 128, 64)),
                       "policy head (128x64 @ 64x2)": ((*batch, 128, 64), (*batch, 64, 2)),

@@ -135,10 +135,11 @@ def grouped_when_vmapped(fn):
     `make_train` returns its `train` wrapped in this (unless `group_vmap=False`, or by default
     with a callback), so the plain `jax.jit(jax.vmap(train))` gets the CPU's grouping without
     asking for it: 64 CartPole seeds ran 1.18x faster in groups of 16 than in one vmap
-    (docs/throughput.md). Arguments that the vmap does not batch (e.g.
-    `hparams` with `in_axes=(0, None)`) are broadcast first. Each run's result is the one plain
-    vmap gives, up to float rounding. Under a nested vmap only the axis whose rule runs first is
-    grouped; the other is vmapped as usual.
+    (docs/throughput.md). Arguments (leaves) that the vmap does not batch, e.g. `hparams` with
+    `in_axes=(0, None)`, are shared by every group unbatched, as one vmap would keep them. Each
+    run's result is the one plain vmap gives, up to float rounding. Under a nested vmap only the
+    axis whose rule runs first is grouped; the other is vmapped as usual. Called unbatched it
+    still traces `fn` (inside `custom_vmap`): check concrete arguments before calling it.
     """
 
     @jax.custom_batching.custom_vmap
@@ -147,9 +148,15 @@ def grouped_when_vmapped(fn):
 
     @call.def_vmap
     def in_groups(axis_size, in_batched, *args):
-        args = [jax.tree.map(lambda x, b: x if b else jnp.broadcast_to(x, (axis_size, *x.shape)),
-                             arg, batched) for arg, batched in zip(args, in_batched)]
-        out = vmap_in_groups(fn)(*args)
+        leaves, treedef = jax.tree.flatten(list(args))
+        batched = jax.tree.leaves(list(in_batched))
+
+        def on_batched(*batched_leaves):  # the unbatched leaves stay as they are
+            given = iter(batched_leaves)
+            return fn(*jax.tree.unflatten(
+                treedef, [next(given) if b else leaf for leaf, b in zip(leaves, batched)]))
+
+        out = vmap_in_groups(on_batched)(*[leaf for leaf, b in zip(leaves, batched) if b])
         return out, jax.tree.map(lambda _: True, out)
 
     return call

@@ -251,6 +251,7 @@ def make_trainer(config: PPOConfig, *, env=None, env_params=None,
     grouped = grouped_when_vmapped(train_one) if group_vmap else train_one
 
     def train(key, hparams: Optional[HParams] = None) -> TrainResult:
+        hparams_of(hparams)  # its errors here, before tracing in grouped_when_vmapped
         return grouped(key, hparams)
 
     return Trainer(config, spec, network, init, run, train,

@@ -52,6 +52,7 @@ import argparse
 import json
 import math
 import os
+import pathlib
 import platform
 import statistics
 import subprocess
@@ -571,7 +572,7 @@ def main(argv=None) -> int:
         scratch = tempfile.TemporaryDirectory(prefix="peers-baseline-")
         tree = os.path.join(scratch.name, "before")
         baseline = {"revision": args.baseline,
-                    "commit": materialise(args.baseline, __import__("pathlib").Path(tree)),
+                    "commit": materialise(args.baseline, pathlib.Path(tree)),
                     "tree": tree}
         print(f"before: purejaxppo at {args.baseline} = {baseline['commit']}")
     peer_python = ensure_peer_venv(args.peer_venv, args.reinstall_peer)

@@ -7,7 +7,7 @@ itself use), compiled alike, timed interleaved in one process. The one-vmap side
     python benchmarks/grouping.py --preset pendulum --env Pendulum-v1 --seeds 32 --repeats 1
 
 Default: CartPole-v1 as `benchmarks/peers.py` sets it (constant learning rate, Adam eps 1e-8);
-`--preset`/`--env` start from a preset instead. Prints env steps/s of every run, each program's
+`--env` changes the environment, `--preset` starts from a preset instead. Prints env steps/s of every run, each program's
 compile time, and the final returns of both programs (`metrics.final_return`, per seed: the
 same seeds, so the two distributions should agree; the runs differ only in float rounding);
 JSON to benchmarks/results/grouping_cpu.json.
@@ -41,19 +41,19 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--preset", default=None, help="start from this preset (default: "
                         "CartPole as peers.py sets it)")
-    parser.add_argument("--env", default=None, help="environment (with --preset)")
+    parser.add_argument("--env", default=None, help="environment (default: CartPole-v1, or the "
+                        "preset's)")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "grouping_cpu.json"))
     args = parser.parse_args(argv)
     if args.seeds % args.group:
         parser.error(f"--group {args.group} must divide --seeds {args.seeds}")
+    changes = {"total_timesteps": args.total_timesteps,
+               **({"env_name": args.env} if args.env else {})}
     if args.preset is None:
-        config = PPOConfig(total_timesteps=args.total_timesteps, anneal_lr=False, adam_eps=1e-8)
+        config = PPOConfig(anneal_lr=False, adam_eps=1e-8, **changes)
     else:
         from purejaxppo.presets import build_config
 
-        changes = {"total_timesteps": args.total_timesteps}
-        if args.env:
-            changes["env_name"] = args.env
         config = build_config(args.preset, **changes)
     keys = jax.random.split(jax.random.key(0), args.seeds)
     train = make_train(config, group_vmap=False)
